@@ -1,0 +1,1 @@
+"""Code shared by the recall, ranking and deploy modules of the search pipeline."""

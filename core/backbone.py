@@ -1,0 +1,100 @@
+"""Resolving `--model_name_or_path` to a backbone (PaddleNLP Auto classes) and its tokenizer.
+
+A local directory (model_config.json or config.json, model_state.pdparams, tokenizer files)
+always works. PaddleNLP hub names (ernie-3.0-medium-zh, ernie-gram-zh, ...) download from
+PaddleNLP's servers; when that fails, the error says how to pass a local directory instead.
+"""
+import logging
+import os
+
+from .errors import ModelLoadError
+
+CONFIG_FILES = ("model_config.json", "config.json")
+WEIGHT_FILES = ("model_state.pdparams", "model.safetensors")
+
+_HINT = ("pass a local model directory (holding model_config.json, model_state.pdparams and the "
+         "tokenizer files, e.g. a checkpoint saved by our trainers) to --model_name_or_path")
+
+
+def _quiet_paddlenlp():
+    logging.getLogger("paddlenlp").setLevel(logging.WARNING)
+    try:
+        from paddlenlp.utils.log import logger
+
+        logger.set_level("WARNING")
+    except Exception:  # pragma: no cover - logging is cosmetic
+        pass
+
+
+def is_model_dir(path):
+    return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, f)) for f in CONFIG_FILES)
+
+
+def resolve(name_or_path):
+    """Return a local directory or a hub name, or raise ModelLoadError with a clear message."""
+    if not name_or_path:
+        raise ModelLoadError(f"no model given: {_HINT}")
+    if os.path.isdir(name_or_path):
+        if not is_model_dir(name_or_path):
+            raise ModelLoadError(f"{name_or_path}: not a model directory (no model_config.json or config.json); {_HINT}")
+        return name_or_path
+    if os.sep in name_or_path or name_or_path.startswith("."):
+        raise ModelLoadError(f"{name_or_path}: model directory not found; {_HINT}")
+    from . import e5
+
+    if name_or_path in e5.NAMES:
+        return e5.ensure_converted()
+    return name_or_path
+
+
+def _from_hub(loader, name, what):
+    try:
+        return loader(name)
+    except Exception as e:  # PaddleNLP raises OSError/ValueError/HTTP errors when offline or unknown
+        raise ModelLoadError(
+            f"cannot load {what} '{name}': it is not a local directory and PaddleNLP's model hub "
+            f"could not provide it ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+            f"Offline, {_HINT}") from None
+
+
+def load_tokenizer(name_or_path):
+    from paddlenlp.transformers import AutoTokenizer
+
+    _quiet_paddlenlp()
+    src = resolve(name_or_path)
+    return _from_hub(AutoTokenizer.from_pretrained, src, "tokenizer")
+
+
+def load_backbone(name_or_path, cls=None, **kwargs):
+    """Load a pretrained model with a PaddleNLP Auto class (AutoModel by default)."""
+    from paddlenlp.transformers import AutoModel
+
+    _quiet_paddlenlp()
+    cls = cls or AutoModel
+    src = resolve(name_or_path)
+    return _from_hub(lambda n: cls.from_pretrained(n, **kwargs), src, "model")
+
+
+def init_backbone(name_or_path, cls=None, **kwargs):
+    """Build the architecture from a config only (weights come from a checkpoint afterwards)."""
+    from paddlenlp.transformers import AutoConfig, AutoModel
+
+    _quiet_paddlenlp()
+    cls = cls or AutoModel
+    src = resolve(name_or_path)
+    config = _from_hub(AutoConfig.from_pretrained, src, "model config")
+    for k, v in kwargs.items():
+        setattr(config, k, v)
+    return cls.from_config(config)
+
+
+def hidden_size(model):
+    config = model.config
+    return config["hidden_size"] if isinstance(config, dict) else config.hidden_size
+
+
+def pooling_mode(model, requested="auto"):
+    """'cls' (the backbone's pooler) or 'mean'; 'auto' reads `pooling_mode` from the config."""
+    if requested != "auto":
+        return requested
+    return getattr(model.config, "pooling_mode", None) or "cls"

@@ -1,0 +1,99 @@
+"""Checkpoints: self-contained directories written atomically.
+
+A checkpoint `save_dir/model_N/` holds model_state.pdparams (the whole ranker), the optimizer
+and scheduler state (model_state.pdopt), training_state.json (step, epoch, batch), the
+backbone config and tokenizer files, and ranker.json (what kind of model it is).
+"""
+import json
+import os
+import shutil
+
+from .errors import ModelLoadError
+
+PARAMS = "model_state.pdparams"
+OPT = "model_state.pdopt"
+STATE = "training_state.json"
+RANKER = "ranker.json"
+
+
+def save(ckpt_dir, model, tokenizer=None, backbone_config=None, optimizer=None, state=None, meta=None):
+    import paddle
+
+    parent = os.path.dirname(os.path.abspath(ckpt_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, "." + os.path.basename(ckpt_dir) + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    paddle.save(model.state_dict(), os.path.join(tmp, PARAMS))
+    if optimizer is not None:
+        paddle.save(optimizer.state_dict(), os.path.join(tmp, OPT))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(tmp)
+    if backbone_config is not None:
+        backbone_config.save_pretrained(tmp)
+    if state is not None:
+        with open(os.path.join(tmp, STATE), "w") as f:
+            json.dump(state, f, indent=1)
+    if meta is not None:
+        with open(os.path.join(tmp, RANKER), "w") as f:
+            json.dump(meta, f, indent=1)
+    old = ckpt_dir + ".old"
+    if os.path.exists(ckpt_dir):
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(ckpt_dir, old)
+    os.replace(tmp, ckpt_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    return ckpt_dir
+
+
+def params_path(path):
+    """Accept a checkpoint directory or its model_state.pdparams file."""
+    if path is None:
+        return None
+    p = os.path.join(path, PARAMS) if os.path.isdir(path) else path
+    if not os.path.isfile(p):
+        raise ModelLoadError(f"{path}: no checkpoint there (expected a directory with {PARAMS} or the file itself)")
+    return p
+
+
+def ckpt_dir_of(path):
+    return path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+
+
+def load_params(model, path):
+    """Load weights into `model`; every key of the model must be present with the right shape."""
+    import paddle
+
+    p = params_path(path)
+    try:
+        state = paddle.load(p)
+    except Exception as e:
+        raise ModelLoadError(f"{p}: cannot read parameters ({e})") from None
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise ModelLoadError(f"{p}: does not fit this model: {len(missing)} parameters missing, e.g. {missing[:3]}")
+    bad = [k for k in own if list(state[k].shape) != list(own[k].shape)]
+    if bad:
+        k = bad[0]
+        raise ModelLoadError(f"{p}: parameter {k} has shape {list(state[k].shape)}, the model expects {list(own[k].shape)}")
+    model.set_state_dict(state)
+    return p
+
+
+def load_state(path):
+    """(training_state dict, optimizer file) of a checkpoint, or (None, None) for a bare .pdparams."""
+    d = ckpt_dir_of(path)
+    sp, op = os.path.join(d, STATE), os.path.join(d, OPT)
+    if os.path.isfile(sp) and os.path.isfile(op):
+        with open(sp) as f:
+            return json.load(f), op
+    return None, None
+
+
+def read_meta(path):
+    p = os.path.join(ckpt_dir_of(path), RANKER)
+    if os.path.isfile(p):
+        with open(p) as f:
+            return json.load(f)
+    return {}

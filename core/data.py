@@ -1,0 +1,173 @@
+"""Readers for the neural_search TSV files, featurizing, dynamic padding and batching.
+
+Every reader checks each line and stops at the first problem with an error that names the
+file, the line number and what is wrong. A first line that equals the column names is
+treated as a header (PaddleNLP's sort/rank files have one, its recall files do not).
+"""
+import os
+
+import numpy as np
+
+from .errors import DataError
+
+PAIRWISE_TRAIN = ("query", "title", "neg_title")
+LABELED_PAIRS = ("query", "title", "label")
+PAIRS = ("query", "title")
+
+
+def _lines(path):
+    """Yield (line_number, text) of a UTF-8 file, with errors naming the file and line."""
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: file not found")
+    with open(path, "rb") as f:
+        empty = True
+        for lineno, raw in enumerate(f, start=1):
+            empty = False
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+            if lineno == 1 and line.startswith("\ufeff"):
+                line = line[1:]
+            yield lineno, line.rstrip("\r\n")
+    if empty:
+        raise DataError(f"{path}: file is empty")
+
+
+def read_tsv(path, columns, optional=0, label_column=None, label_values=None, float_columns=()):
+    """Read a tab-separated file whose rows have `columns` (the last `optional` may be absent).
+
+    Text columns must be non-empty; `label_column` must hold an integer in `label_values`;
+    `float_columns` must parse as numbers. Returns a list of dicts.
+    """
+    rows = []
+    min_cols = len(columns) - optional
+    names = ", ".join(columns)
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue  # blank lines (e.g. a trailing one) carry nothing
+        cells = line.split("\t")
+        if lineno == 1 and tuple(c.strip() for c in cells) in (tuple(columns), tuple(columns[:min_cols])):
+            continue
+        if not min_cols <= len(cells) <= len(columns):
+            want = str(len(columns)) if not optional else f"{min_cols} to {len(columns)}"
+            raise DataError(f"{path}:{lineno}: expected {want} tab-separated columns ({names}), got {len(cells)}")
+        row = {}
+        for name, cell in zip(columns, cells):
+            value = cell.strip()
+            if name == label_column:
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise DataError(f"{path}:{lineno}: column '{name}' must be an integer, got {cell!r}") from None
+                if label_values is not None and value not in label_values:
+                    allowed = ", ".join(str(v) for v in sorted(label_values))
+                    raise DataError(f"{path}:{lineno}: column '{name}' is {value}, allowed values are {allowed}")
+            elif name in float_columns:
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise DataError(f"{path}:{lineno}: column '{name}' must be a number, got {cell!r}") from None
+            elif not value:
+                raise DataError(f"{path}:{lineno}: column '{name}' is empty")
+            row[name] = value
+        rows.append(row)
+    if not rows:
+        raise DataError(f"{path}: no data rows")
+    return rows
+
+
+def read_pairwise_train(path):
+    """query, title (more relevant), neg_title (less relevant)."""
+    return read_tsv(path, PAIRWISE_TRAIN)
+
+
+def read_labeled_pairs(path, label_values=(0, 1)):
+    """query, title, label with label in label_values (0/1 for AUC)."""
+    return read_tsv(path, LABELED_PAIRS, label_column="label", label_values=set(label_values))
+
+
+def read_pairs(path):
+    """query, title and an optional third column (a recall score or a label) that is kept as text."""
+    rows = read_tsv(path, ("query", "title", "extra"), optional=1)
+    for r in rows:
+        r.pop("extra", None)
+    return rows
+
+
+def check_text(text, what="text"):
+    """Reject non-string, empty or whitespace-only texts with a message naming `what`."""
+    if not isinstance(text, str):
+        raise DataError(f"{what} must be a string, got {type(text).__name__}")
+    if not text.strip():
+        raise DataError(f"{what} is empty")
+    return text
+
+
+class PairEncoder:
+    """Turns (query, title) into (input_ids, token_type_ids) with the model's tokenizer."""
+
+    def __init__(self, tokenizer, max_seq_length=128):
+        self.tokenizer = tokenizer
+        self.max_seq_length = max_seq_length
+
+    def __call__(self, query, title):
+        check_text(query, "query")
+        check_text(title, "title")
+        enc = self.tokenizer(text=query, text_pair=title, max_seq_len=self.max_seq_length,
+                             truncation_strategy="longest_first")
+        return enc["input_ids"], enc["token_type_ids"]
+
+
+def pad(seqs, pad_value=0, dtype="int64"):
+    """Pad a list of sequences to the longest one (dynamic padding)."""
+    width = max(len(s) for s in seqs)
+    out = np.full((len(seqs), width), pad_value, dtype=dtype)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = s
+    return out
+
+
+class EncodedDataset:
+    """A list of examples featurized lazily (and cached) by `fn`."""
+
+    def __init__(self, examples, fn):
+        self.examples = examples
+        self.fn = fn
+        self._cache = {}
+
+    def __len__(self):
+        return len(self.examples)
+
+    def __getitem__(self, i):
+        if i not in self._cache:
+            self._cache[i] = self.fn(self.examples[i])
+        return self._cache[i]
+
+
+def batch_indices(n, batch_size, shuffle=False, seed=0, epoch=0, rank=0, world_size=1):
+    """Index batches for one epoch; with world_size > 1 each rank gets the same number of batches.
+
+    The order depends only on (seed, epoch), so a resumed run sees the same batches.
+    """
+    order = np.arange(n)
+    if shuffle:
+        order = np.random.RandomState(seed + epoch).permutation(n)
+    if world_size > 1:
+        per_rank = -(-n // world_size)
+        order = np.resize(order, per_rank * world_size)  # repeat the head to even out ranks
+        order = order[rank::world_size]
+    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+
+
+def num_batches(n, batch_size, world_size=1):
+    per_rank = -(-n // world_size)
+    return -(-per_rank // batch_size)
+
+
+def collate_pairs(items, pad_id=0, pad_type_id=0):
+    """items: [(input_ids, token_type_ids, *rest)] -> padded arrays (+ stacked rest)."""
+    out = [pad([it[0] for it in items], pad_id), pad([it[1] for it in items], pad_type_id)]
+    for j in range(2, len(items[0])):
+        out.append(np.asarray([it[j] for it in items]))
+    return out

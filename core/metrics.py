@@ -1,0 +1,101 @@
+"""Ranking metrics: exact AUC, per-query NDCG@k and MRR."""
+from collections import OrderedDict
+
+import numpy as np
+
+
+def _average_ranks(x):
+    """1-based ranks of x, ties receiving the average of their ranks."""
+    x = np.asarray(x, dtype=np.float64)
+    order = np.argsort(x, kind="mergesort")
+    sorted_x = x[order]
+    ranks = np.empty(len(x), dtype=np.float64)
+    # boundaries of runs of equal values
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_x)) + 1]
+    ends = np.r_[starts[1:], len(x)]
+    for s, e in zip(starts, ends):
+        ranks[order[s:e]] = (s + e + 1) / 2.0
+    return ranks
+
+
+def auc(labels, scores):
+    """Exact ROC AUC (Mann-Whitney U); a tie between a positive and a negative counts 1/2.
+
+    labels: 0/1 values; scores: higher means more relevant.
+    """
+    labels = np.asarray(labels).astype(np.int64).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if labels.shape != scores.shape:
+        raise ValueError(f"auc: {labels.size} labels but {scores.size} scores")
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError("auc: labels must be 0 or 1")
+    n_pos = int(labels.sum())
+    n_neg = labels.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"auc: needs both classes, got {n_pos} positive and {n_neg} negative")
+    ranks = _average_ranks(scores)
+    u = ranks[labels == 1].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def roc_curve(labels, scores):
+    """False- and true-positive rates at every distinct threshold (for plots)."""
+    labels = np.asarray(labels).astype(np.int64).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], labels[order]
+    distinct = np.r_[np.flatnonzero(np.diff(s)), y.size - 1]
+    tps = np.cumsum(y)[distinct]
+    fps = (distinct + 1) - tps
+    tpr = np.r_[0.0, tps / max(y.sum(), 1)]
+    fpr = np.r_[0.0, fps / max(y.size - y.sum(), 1)]
+    return fpr, tpr
+
+
+def _group(queries, labels, scores):
+    groups = OrderedDict()
+    for q, l, s in zip(queries, labels, scores):
+        groups.setdefault(q, []).append((float(s), float(l)))
+    return groups
+
+
+def dcg(gains):
+    gains = np.asarray(gains, dtype=np.float64)
+    if gains.size == 0:
+        return 0.0
+    return float(((2.0 ** gains - 1.0) / np.log2(np.arange(2, gains.size + 2))).sum())
+
+
+def ndcg_at_k(queries, labels, scores, k=10):
+    """Mean over queries of NDCG@k with graded labels (gain 2^label - 1).
+
+    Within a query, ties in score are broken by input order. Queries whose labels are all
+    zero have no ideal ordering and are skipped (the convention of most toolkits).
+    """
+    values = []
+    for items in _group(queries, labels, scores).values():
+        ideal = dcg(sorted((l for _, l in items), reverse=True)[:k])
+        if ideal == 0.0:
+            continue
+        ranked = [l for _, l in sorted(items, key=lambda it: -it[0])][:k]
+        values.append(dcg(ranked) / ideal)
+    return float(np.mean(values)) if values else 0.0
+
+
+def mrr(queries, labels, scores, k=None, relevant=1):
+    """Mean reciprocal rank of the first item with label >= relevant, over every query.
+
+    A query with no relevant item in its top k (or none at all) contributes 0.
+    """
+    values = []
+    for items in _group(queries, labels, scores).values():
+        ranked = [l for _, l in sorted(items, key=lambda it: -it[0])]
+        if k is not None:
+            ranked = ranked[:k]
+        rr = 0.0
+        for i, l in enumerate(ranked, start=1):
+            if l >= relevant:
+                rr = 1.0 / i
+                break
+        values.append(rr)
+    return float(np.mean(values)) if values else 0.0

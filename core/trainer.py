@@ -1,0 +1,173 @@
+"""The training loop shared by every trainer: single process or `paddle.distributed.launch`.
+
+AdamW (no decay on bias and norm weights), linear warm-up then linear decay, dynamic padding,
+deterministic shuffling (so a resumed run sees the same batches), log lines with loss, speed and
+ETA, periodic evaluation and atomic checkpoints on rank 0 only. Ctrl-C or SIGTERM saves a
+checkpoint of the current step before exiting; `--init_from_ckpt` resumes from one.
+"""
+import math
+import os
+import random
+import signal
+import time
+
+import numpy as np
+
+from . import checkpoint
+from .data import batch_indices, num_batches
+
+
+def set_seed(seed):
+    import paddle
+
+    random.seed(seed)
+    np.random.seed(seed)
+    paddle.seed(seed)
+
+
+def init_device(device="cpu"):
+    """Set the device and, under paddle.distributed.launch, the process group. Returns (rank, world)."""
+    import paddle
+    import paddle.distributed as dist
+
+    if device == "gpu" and not paddle.is_compiled_with_cuda():
+        print("[warning] this Paddle build has no CUDA: training on cpu")
+        device = "cpu"
+    paddle.set_device(device)
+    world = dist.get_world_size()
+    if world > 1:
+        dist.init_parallel_env()
+    return dist.get_rank(), world
+
+
+def format_eta(seconds):
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_config=None, meta=None,
+          evaluate=None, metric_name="auc", rank=0, world_size=1):
+    """Train `model` on `dataset` (indexable, items fed to `collate`).
+
+    loss_fn(model_or_dp, tensors) -> scalar loss. evaluate(model) -> float (higher is better).
+    args needs: batch_size, epochs, learning_rate, weight_decay, warmup_proportion, seed,
+    logging_steps, eval_step, save_step, save_dir, init_from_ckpt, max_steps (optional).
+    Returns dict(global_step, last_loss, losses, best_metric, last_checkpoint).
+    """
+    import paddle
+    from paddlenlp.transformers import LinearDecayWithWarmup
+
+    steps_per_epoch = num_batches(len(dataset), args.batch_size, world_size)
+    total_steps = steps_per_epoch * args.epochs
+    if getattr(args, "max_steps", 0) and args.max_steps > 0:
+        total_steps = min(total_steps, args.max_steps)
+
+    lr_scheduler = LinearDecayWithWarmup(args.learning_rate, total_steps, args.warmup_proportion)
+    decay_params = [p.name for n, p in model.named_parameters() if not any(nd in n for nd in ("bias", "norm"))]
+    optimizer = paddle.optimizer.AdamW(learning_rate=lr_scheduler, parameters=model.parameters(),
+                                       weight_decay=args.weight_decay,
+                                       apply_decay_param_fun=lambda x: x in decay_params)
+
+    global_step = 0
+    if args.init_from_ckpt:
+        loaded = checkpoint.load_params(model, args.init_from_ckpt)
+        state, opt_file = checkpoint.load_state(args.init_from_ckpt)
+        if state is not None:
+            optimizer.set_state_dict(paddle.load(opt_file))
+            global_step = int(state["global_step"])
+            if rank == 0:
+                print(f"resumed from {loaded} at global step {global_step}")
+        elif rank == 0:
+            print(f"initialised weights from {loaded} (no optimizer state there: starting at step 0)")
+
+    net = paddle.DataParallel(model, find_unused_parameters=True) if world_size > 1 else model
+
+    def save(step, epoch, batch, name=None):
+        d = os.path.join(args.save_dir, name or f"model_{step}")
+        checkpoint.save(d, model, tokenizer=tokenizer, backbone_config=backbone_config, optimizer=optimizer,
+                        state={"global_step": step, "epoch": epoch, "batch": batch, "total_steps": total_steps},
+                        meta=meta)
+        return d
+
+    stop = []
+
+    def on_signal(signum, frame):  # finish the current step, then save and leave
+        stop.append(signum)
+
+    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    result = {"losses": [], "best_metric": None, "last_checkpoint": None, "last_loss": None}
+    best = -float("inf")
+    epoch, step_in_epoch = 1 + global_step // steps_per_epoch, global_step % steps_per_epoch
+    last_saved = global_step if args.init_from_ckpt else -1
+    model.train()
+    tic, tic_step = time.time(), global_step
+    start_time = time.time()
+    try:
+        while global_step < total_steps:
+            batches = batch_indices(len(dataset), args.batch_size, shuffle=True, seed=args.seed, epoch=epoch,
+                                    rank=rank, world_size=world_size)
+            for b in range(step_in_epoch, len(batches)):
+                if global_step >= total_steps:
+                    break
+                tensors = [paddle.to_tensor(a) for a in collate([dataset[i] for i in batches[b]])]
+                loss = loss_fn(net, tensors)
+                loss.backward()
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.clear_grad()
+                global_step += 1
+                loss_value = float(loss)
+                if not math.isfinite(loss_value):
+                    raise FloatingPointError(f"loss became {loss_value} at global step {global_step}; "
+                                             f"lower --learning_rate (last good checkpoint: {result['last_checkpoint']})")
+                if stop:
+                    raise _Interrupted()
+                result["losses"].append(loss_value)
+                result["last_loss"] = loss_value
+                if rank == 0 and (global_step % args.logging_steps == 0 or global_step == total_steps):
+                    elapsed = time.time() - tic
+                    speed = (global_step - tic_step) / elapsed if elapsed > 0 else float("nan")
+                    eta = (total_steps - global_step) / speed if speed > 0 else float("inf")
+                    print("global step %d, epoch: %d, batch: %d, loss: %.5f, lr: %.2e, speed: %.2f step/s, eta: %s"
+                          % (global_step, epoch, b + 1, loss_value, lr_scheduler.get_lr(), speed, format_eta(eta)),
+                          flush=True)
+                    tic, tic_step = time.time(), global_step
+                if rank == 0 and evaluate is not None and args.eval_step > 0 and global_step % args.eval_step == 0:
+                    value = evaluate(model)
+                    model.train()
+                    print(f"eval_dev {metric_name}:{value:.4f}", flush=True)
+                    if value > best:
+                        best = value
+                        result["best_metric"] = value
+                        save(global_step, epoch, b + 1, name="model_best")
+                if rank == 0 and args.save_step > 0 and global_step % args.save_step == 0:
+                    result["last_checkpoint"] = save(global_step, epoch, b + 1)
+                    last_saved = global_step
+            else:
+                epoch += 1
+                step_in_epoch = 0
+                continue
+            break
+        if rank == 0 and last_saved != global_step:
+            result["last_checkpoint"] = save(global_step, epoch, step_in_epoch)
+    except _Interrupted:
+        if rank == 0:
+            d = save(global_step, epoch, 0)
+            print(f"interrupted: saved {d}; resume with --init_from_ckpt {d}", flush=True)
+        raise SystemExit(130)
+    finally:
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+    result["global_step"] = global_step
+    if rank == 0:
+        print(f"training done: {global_step} steps in {time.time() - start_time:.1f}s; "
+              f"checkpoint {result['last_checkpoint']}", flush=True)
+    return result

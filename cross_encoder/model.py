@@ -1,0 +1,23 @@
+"""RocketQA-style cross-encoder: a 2-class sequence classifier over (query, title)."""
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+
+class CrossEncoder(nn.Layer):
+    """Wraps a PaddleNLP *ForSequenceClassification model with num_classes=2."""
+
+    def __init__(self, classifier, pad_token_id=0):
+        super().__init__()
+        self.model = classifier
+        self.pad_token_id = pad_token_id
+
+    def forward(self, input_ids, token_type_ids=None):
+        """Logits over (not relevant, relevant), shape [batch, 2]."""
+        mask = (input_ids != self.pad_token_id).astype("float32")
+        attention_mask = ((1.0 - mask) * -1e4).unsqueeze([1, 2])
+        out = self.model(input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask)
+        return out if not isinstance(out, (tuple, list)) else out[0]
+
+    def predict(self, input_ids, token_type_ids=None):
+        """Relevance probability (softmax over the two classes), shape [batch]."""
+        return F.softmax(self.forward(input_ids, token_type_ids), axis=-1)[:, 1]

@@ -1,0 +1,115 @@
+"""Turn CBLUE KUAKE-QTR (JSON) into the PaddleNLP neural_search TSV files.
+
+    python datasets/prepare_kuake_qtr.py --src ../shared/datasets/kuake_qtr --out data
+
+Writes (tab-separated, UTF-8; see datasets/README.md for the formats):
+  sort/train_pairwise.csv  header query,title,neg_title  (title label > neg_title label, same query)
+  sort/dev_pairwise.csv    header query,title,label      (label 1 when KUAKE label >= 2)
+  sort/test_pairwise.csv   query,title,score             (unlabeled pairs; score = char Jaccard)
+  rank/train.csv           header query,title,label
+  rank/dev_pairwise.csv    header query,title,label
+  recall/train.csv         query,title                   (relevant pairs of train)
+  recall/corpus.csv        title                         (every unique title of all three files)
+  recall/dev.csv           query,title                   (relevant pairs of dev)
+The output is deterministic: the same input gives byte-identical files.
+"""
+import argparse
+import json
+import os
+import sys
+from collections import OrderedDict
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from core.text import char_jaccard, clean_field  # noqa: E402
+
+RELEVANT = 2  # KUAKE-QTR labels 0..3; >= 2 counts as relevant
+
+
+def load(path, labeled=True):
+    try:
+        with open(path, encoding="utf-8") as f:
+            records = json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit(f"{path}: cannot read KUAKE-QTR JSON: {e}")
+    if not isinstance(records, list):
+        sys.exit(f"{path}: expected a JSON list of records")
+    rows, skipped = [], 0
+    for i, r in enumerate(records):
+        if not isinstance(r, dict) or "query" not in r or "title" not in r:
+            sys.exit(f"{path}: record {i} lacks 'query' or 'title'")
+        q, t = clean_field(str(r["query"])), clean_field(str(r["title"]))
+        if not q or not t:
+            skipped += 1
+            continue
+        label = None
+        if labeled:
+            try:
+                label = int(r["label"])
+            except (KeyError, ValueError, TypeError):
+                sys.exit(f"{path}: record {i} has no integer label 0..3: {r.get('label')!r}")
+            if not 0 <= label <= 3:
+                sys.exit(f"{path}: record {i} has label {label} outside 0..3")
+        rows.append((q, t, label))
+    return rows, skipped
+
+
+def write(path, header, rows):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        if header:
+            f.write("\t".join(header) + "\n")
+        for row in rows:
+            f.write("\t".join(str(c) for c in row) + "\n")
+    os.replace(tmp, path)
+    print(f"{path}: {len(rows)} rows")
+
+
+def pairwise_triples(rows):
+    by_query = OrderedDict()
+    for q, t, label in rows:
+        by_query.setdefault(q, OrderedDict()).setdefault(t, label)
+    triples = []
+    for q, titles in by_query.items():
+        items = list(titles.items())
+        for t_hi, l_hi in items:
+            for t_lo, l_lo in items:
+                if l_hi > l_lo:
+                    triples.append((q, t_hi, t_lo))
+    return triples
+
+
+def unique(seq):
+    return list(OrderedDict.fromkeys(seq))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--src", default="../shared/datasets/kuake_qtr", help="folder with train.json, dev.json, test_unlabeled.json")
+    p.add_argument("--out", default="data", help="output folder")
+    args = p.parse_args()
+
+    train, s1 = load(os.path.join(args.src, "train.json"))
+    dev, s2 = load(os.path.join(args.src, "dev.json"))
+    test, s3 = load(os.path.join(args.src, "test_unlabeled.json"), labeled=False)
+    if s1 + s2 + s3:
+        print(f"skipped {s1 + s2 + s3} records with an empty query or title")
+
+    def binary(rows):
+        return [(q, t, int(label >= RELEVANT)) for q, t, label in rows]
+
+    out = args.out
+    write(os.path.join(out, "sort/train_pairwise.csv"), ("query", "title", "neg_title"), pairwise_triples(train))
+    write(os.path.join(out, "sort/dev_pairwise.csv"), ("query", "title", "label"), binary(dev))
+    write(os.path.join(out, "sort/test_pairwise.csv"), None,
+          [(q, t, f"{char_jaccard(q, t):.4f}") for q, t, _ in test])
+    write(os.path.join(out, "rank/train.csv"), ("query", "title", "label"), binary(train))
+    write(os.path.join(out, "rank/dev_pairwise.csv"), ("query", "title", "label"), binary(dev))
+    write(os.path.join(out, "recall/train.csv"), None, unique((q, t) for q, t, l in train if l >= RELEVANT))
+    write(os.path.join(out, "recall/corpus.csv"), None, [(t,) for t in unique(t for _, t, _ in train + dev + test)])
+    write(os.path.join(out, "recall/dev.csv"), None, unique((q, t) for q, t, l in dev if l >= RELEVANT))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Pairwise matching: score = sigmoid(Linear(dropout(pooled))), margin ranking loss."""
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from core.backbone import hidden_size
+from core.pooling import encode
+
+
+class PairwiseMatching(nn.Layer):
+    def __init__(self, pretrained_model, dropout=None, margin=0.1, pooling="cls", pad_token_id=0):
+        super().__init__()
+        self.ptm = pretrained_model
+        self.dropout = nn.Dropout(dropout if dropout is not None else 0.1)
+        self.margin = margin
+        self.pooling = pooling
+        self.pad_token_id = pad_token_id
+        self.similarity = nn.Linear(hidden_size(self.ptm), 1)
+
+    def logit(self, input_ids, token_type_ids=None):
+        pooled = encode(self.ptm, input_ids, token_type_ids, self.pooling, self.pad_token_id)
+        return self.similarity(self.dropout(pooled)).squeeze(-1)
+
+    def predict(self, input_ids, token_type_ids=None):
+        """Relevance probability of each (query, title) row, shape [batch]."""
+        return F.sigmoid(self.logit(input_ids, token_type_ids))
+
+    def forward(self, pos_input_ids, neg_input_ids, pos_token_type_ids=None, neg_token_type_ids=None):
+        pos = self.predict(pos_input_ids, pos_token_type_ids)
+        neg = self.predict(neg_input_ids, neg_token_type_ids)
+        labels = paddle.ones_like(pos)
+        return F.margin_ranking_loss(pos, neg, labels, margin=self.margin)

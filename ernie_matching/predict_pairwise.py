@@ -1,0 +1,26 @@
+"""Score (query, title) pairs with a pairwise checkpoint; prints {'query', 'title', 'pred_prob'}.
+
+    python ernie_matching/predict_pairwise.py --params_path checkpoints/pairwise/model_best \
+        --input_file data/sort/test_pairwise.csv --output_file output/pairwise_pred.tsv
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from core.evaluation import add_predict_args, predict_file  # noqa: E402
+from core.ranker import run_cli  # noqa: E402
+from ernie_matching.common import build  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_predict_args(p)
+    args = p.parse_args(argv)
+    model, tokenizer, _, _ = build(args.model_name_or_path, params_path=args.params_path)
+    predict_file(model, tokenizer, args)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,63 @@
+"""Train the pairwise matching model on (query, title, neg_title) triples.
+
+    python ernie_matching/train_pairwise.py --train_file data/sort/train_pairwise.csv \
+        --test_file data/sort/dev_pairwise.csv --save_dir checkpoints/pairwise
+Multi-GPU: python -u -m paddle.distributed.launch --gpus "0,1,2,3" ernie_matching/train_pairwise.py ...
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from core.args import training_parser  # noqa: E402
+from core.data import EncodedDataset, PairEncoder, collate_pairs, read_labeled_pairs, read_pairwise_train  # noqa: E402
+from core.metrics import auc  # noqa: E402
+from core.ranker import run_cli, score_pairs  # noqa: E402
+from core.trainer import init_device, set_seed, train  # noqa: E402
+from ernie_matching.common import build  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = training_parser(__doc__)
+    p.add_argument("--train_file", required=True, help="query\\ttitle\\tneg_title (header optional)")
+    p.add_argument("--test_file", required=True, help="query\\ttitle\\tlabel dev file for AUC")
+    p.add_argument("--margin", type=float, default=0.2, help="margin between pos_score and neg_score")
+    p.add_argument("--save_step", type=int, default=10000, help="save a checkpoint every N steps")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    rank, world = init_device(args.device)
+    set_seed(args.seed)
+    train_rows = read_pairwise_train(args.train_file)
+    dev_rows = read_labeled_pairs(args.test_file)
+    model, tokenizer, config, meta = build(args.model_name_or_path, margin=args.margin, dropout=args.dropout,
+                                           pooling=args.pooling)
+    if args.init_from_ckpt is None and rank == 0:
+        print(f"{len(train_rows)} training triples, {len(dev_rows)} dev pairs, backbone {args.model_name_or_path}")
+    enc = PairEncoder(tokenizer, args.max_seq_length)
+    dataset = EncodedDataset(train_rows, lambda r: (*enc(r["query"], r["title"]), *enc(r["query"], r["neg_title"])))
+    pad_id, pad_type = tokenizer.pad_token_id or 0, getattr(tokenizer, "pad_token_type_id", 0) or 0
+
+    def collate(items):
+        pos = collate_pairs([(a, b) for a, b, _, _ in items], pad_id, pad_type)
+        neg = collate_pairs([(c, d) for _, _, c, d in items], pad_id, pad_type)
+        return pos + neg
+
+    def loss_fn(net, t):
+        return net(pos_input_ids=t[0], pos_token_type_ids=t[1], neg_input_ids=t[2], neg_token_type_ids=t[3])
+
+    def evaluate(m):
+        m.eval()
+        probs = score_pairs(m.predict, tokenizer, [(r["query"], r["title"]) for r in dev_rows],
+                            args.max_seq_length, args.batch_size)
+        return auc([r["label"] for r in dev_rows], probs)
+
+    meta["max_seq_length"] = args.max_seq_length
+    train(model, dataset, collate, loss_fn, args, tokenizer=tokenizer, backbone_config=config, meta=meta,
+          evaluate=evaluate, metric_name="auc", rank=rank, world_size=world)
+
+
+if __name__ == "__main__":
+    run_cli(main)
