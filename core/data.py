@@ -5,10 +5,14 @@ file, the line number and what is wrong. A first line that equals the column nam
 treated as a header (PaddleNLP's sort/rank files have one, its recall files do not).
 """
 import os
+import warnings
 
 import numpy as np
 
 from .errors import DataError
+
+# PaddleNLP's tokenizer warns on every truncated pair that it drops the overflow, which we intend
+warnings.filterwarnings("ignore", message="Be aware, overflowing tokens are not returned")
 
 PAIRWISE_TRAIN = ("query", "title", "neg_title")
 LABELED_PAIRS = ("query", "title", "label")
@@ -47,8 +51,8 @@ def read_tsv(path, columns, optional=0, label_column=None, label_values=None, fl
         if not line.strip():
             continue  # blank lines (e.g. a trailing one) carry nothing
         cells = line.split("\t")
-        if lineno == 1 and tuple(c.strip() for c in cells) in (tuple(columns), tuple(columns[:min_cols])):
-            continue
+        if lineno == 1 and tuple(c.strip() for c in cells[:min_cols]) == tuple(columns[:min_cols]):
+            continue  # a header row
         if not min_cols <= len(cells) <= len(columns):
             want = str(len(columns)) if not optional else f"{min_cols} to {len(columns)}"
             raise DataError(f"{path}:{lineno}: expected {want} tab-separated columns ({names}), got {len(cells)}")
@@ -114,8 +118,7 @@ class PairEncoder:
     def __call__(self, query, title):
         check_text(query, "query")
         check_text(title, "title")
-        enc = self.tokenizer(text=query, text_pair=title, max_seq_len=self.max_seq_length,
-                             truncation_strategy="longest_first")
+        enc = self.tokenizer(text=query, text_pair=title, max_length=self.max_seq_length, truncation=True)
         return enc["input_ids"], enc["token_type_ids"]
 
 

@@ -1,5 +1,6 @@
 """Evaluating a ranker on a labeled pair file: AUC, and NDCG@k / MRR per query."""
 import json
+import os
 
 from .data import read_labeled_pairs
 from .metrics import auc, mrr, ndcg_at_k
@@ -74,6 +75,7 @@ def predict_file(model, tokenizer, args, keys=("query", "title"), sort=False, to
     if len(results) > show:
         print(f"... {len(results)} pairs scored")
     if args.output_file:
+        os.makedirs(os.path.dirname(os.path.abspath(args.output_file)), exist_ok=True)
         with open(args.output_file, "w", encoding="utf-8") as f:
             for r in results:
                 f.write(f"{r[keys[0]]}\t{r[keys[1]]}\t{r['pred_prob']:.6f}\n")

@@ -49,17 +49,29 @@ def format_eta(seconds):
     return f"{h}:{m:02d}:{s:02d}"
 
 
+def weights_digest(model):
+    """SHA-256 over all parameters (names, shapes and float32 bytes) of a model."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(value.numpy()).tobytes())
+    return h.hexdigest()[:16]
+
+
 class _Interrupted(Exception):
     pass
 
 
 def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_config=None, meta=None,
-          evaluate=None, metric_name="auc", rank=0, world_size=1):
+          evaluate=None, metric_name="auc", rank=0, world_size=1, amp_scale=None):
     """Train `model` on `dataset` (indexable, items fed to `collate`).
 
     loss_fn(model_or_dp, tensors) -> scalar loss. evaluate(model) -> float (higher is better).
     args needs: batch_size, epochs, learning_rate, weight_decay, warmup_proportion, seed,
     logging_steps, eval_step, save_step, save_dir, init_from_ckpt, max_steps (optional).
+    amp_scale: run forward passes under paddle.amp.auto_cast with a GradScaler (GPU).
     Returns dict(global_step, last_loss, losses, best_metric, last_checkpoint).
     """
     import paddle
@@ -88,6 +100,7 @@ def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_co
         elif rank == 0:
             print(f"initialised weights from {loaded} (no optimizer state there: starting at step 0)")
 
+    scaler = paddle.amp.GradScaler(init_loss_scaling=amp_scale) if amp_scale else None
     net = paddle.DataParallel(model, find_unused_parameters=True) if world_size > 1 else model
 
     def save(step, epoch, batch, name=None):
@@ -118,9 +131,16 @@ def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_co
                 if global_step >= total_steps:
                     break
                 tensors = [paddle.to_tensor(a) for a in collate([dataset[i] for i in batches[b]])]
-                loss = loss_fn(net, tensors)
-                loss.backward()
-                optimizer.step()
+                if scaler is None:
+                    loss = loss_fn(net, tensors)
+                    loss.backward()
+                    optimizer.step()
+                else:
+                    with paddle.amp.auto_cast():
+                        loss = loss_fn(net, tensors)
+                    scaled = scaler.scale(loss)
+                    scaled.backward()
+                    scaler.minimize(optimizer, scaled)
                 lr_scheduler.step()
                 optimizer.clear_grad()
                 global_step += 1
@@ -167,6 +187,8 @@ def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_co
         for s, h in old_handlers.items():
             signal.signal(s, h)
     result["global_step"] = global_step
+    if world_size > 1:  # every rank reports, so a divergence between replicas is visible
+        print(f"rank {rank} weights digest: {weights_digest(model)}", flush=True)
     if rank == 0:
         print(f"training done: {global_step} steps in {time.time() - start_time:.1f}s; "
               f"checkpoint {result['last_checkpoint']}", flush=True)

@@ -19,7 +19,7 @@ def main(argv=None):
     add_predict_args(p)
     args = p.parse_args(argv)
     model, tokenizer, _, _ = build(args.model_name_or_path, params_path=args.params_path)
-    predict_file(model, tokenizer, args)
+    return predict_file(model, tokenizer, args)
 
 
 if __name__ == "__main__":

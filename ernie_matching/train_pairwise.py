@@ -55,7 +55,7 @@ def main(argv=None):
         return auc([r["label"] for r in dev_rows], probs)
 
     meta["max_seq_length"] = args.max_seq_length
-    train(model, dataset, collate, loss_fn, args, tokenizer=tokenizer, backbone_config=config, meta=meta,
+    return train(model, dataset, collate, loss_fn, args, tokenizer=tokenizer, backbone_config=config, meta=meta,
           evaluate=evaluate, metric_name="auc", rank=rank, world_size=world)
 
 

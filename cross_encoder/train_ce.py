@@ -1,0 +1,69 @@
+"""Train the cross-encoder (2-class classifier) on (query, title, label) rows.
+
+    python cross_encoder/train_ce.py --train_set data/rank/train.csv \
+        --test_file data/rank/dev_pairwise.csv --save_dir checkpoints/cross_encoder
+Multi-GPU: python -u -m paddle.distributed.launch --gpus "0,1,2,3" cross_encoder/train_ce.py ...
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from core.args import training_parser  # noqa: E402
+from core.data import EncodedDataset, PairEncoder, collate_pairs, read_labeled_pairs  # noqa: E402
+from core.metrics import auc  # noqa: E402
+from core.ranker import run_cli, score_pairs  # noqa: E402
+from core.trainer import init_device, set_seed, train  # noqa: E402
+from cross_encoder.common import build  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = training_parser(__doc__)
+    p.add_argument("--train_set", "--train_file", dest="train_set", required=True,
+                   help="query\\ttitle\\tlabel (label 0/1, header optional)")
+    p.add_argument("--test_file", required=True, help="query\\ttitle\\tlabel dev file for AUC")
+    p.add_argument("--save_steps", "--save_step", dest="save_step", type=int, default=10000,
+                   help="save a checkpoint every N steps")
+    p.add_argument("--use_amp", action="store_true", help="mixed precision (GPU only; ignored on cpu)")
+    p.add_argument("--scale_loss", type=float, default=2**15, help="initial loss scaling for --use_amp")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    import paddle.nn.functional as F
+
+    args = parse_args(argv)
+    rank, world = init_device(args.device)
+    set_seed(args.seed)
+    train_rows = read_labeled_pairs(args.train_set)
+    dev_rows = read_labeled_pairs(args.test_file)
+    model, tokenizer, config, meta = build(args.model_name_or_path, dropout=args.dropout)
+    if rank == 0:
+        print(f"{len(train_rows)} training pairs, {len(dev_rows)} dev pairs, backbone {args.model_name_or_path}")
+    enc = PairEncoder(tokenizer, args.max_seq_length)
+    dataset = EncodedDataset(train_rows, lambda r: (*enc(r["query"], r["title"]), r["label"]))
+    pad_id, pad_type = tokenizer.pad_token_id or 0, getattr(tokenizer, "pad_token_type_id", 0) or 0
+
+    def collate(items):
+        return collate_pairs(items, pad_id, pad_type)
+
+    def loss_fn(net, t):
+        return F.cross_entropy(net(t[0], t[1]), t[2].astype("int64").unsqueeze(-1))
+
+    def evaluate(m):
+        m.eval()
+        probs = score_pairs(m.predict, tokenizer, [(r["query"], r["title"]) for r in dev_rows],
+                            args.max_seq_length, args.batch_size)
+        return auc([r["label"] for r in dev_rows], probs)
+
+    meta["max_seq_length"] = args.max_seq_length
+    amp = args.use_amp and args.device == "gpu"
+    if args.use_amp and not amp and rank == 0:
+        print("[warning] --use_amp needs --device gpu: training in fp32")
+    return train(model, dataset, collate, loss_fn, args, tokenizer=tokenizer, backbone_config=config, meta=meta,
+          evaluate=evaluate, metric_name="auc", rank=rank, world_size=world,
+          amp_scale=args.scale_loss if amp else None)
+
+
+if __name__ == "__main__":
+    run_cli(main)

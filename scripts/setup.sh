@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv and install the pinned requirements. Idempotent: a second run only checks a stamp.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.requirements.sha256
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[setup] installing pinned requirements (first run takes a few minutes)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+  echo "$want" > "$stamp"
+fi
+echo "[setup] ok: $(.venv/bin/python --version), paddle $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("paddlepaddle"))')"

@@ -1,0 +1,88 @@
+import hashlib
+import os
+
+import pytest
+
+from conftest import KUAKE, run
+from core.data import read_labeled_pairs, read_pairs, read_pairwise_train
+from core.errors import DataError
+
+FILES = ["sort/train_pairwise.csv", "sort/dev_pairwise.csv", "sort/test_pairwise.csv", "rank/train.csv",
+         "rank/dev_pairwise.csv", "recall/train.csv", "recall/corpus.csv", "recall/dev.csv"]
+
+
+def digest(d):
+    return {f: hashlib.sha256(open(os.path.join(d, f), "rb").read()).hexdigest() for f in FILES}
+
+
+def test_prepare_writes_every_file_deterministically(data_dir, tmp_path):
+    p = run(["datasets/prepare_kuake_qtr.py", "--src", KUAKE, "--out", str(tmp_path)])
+    for f in FILES:
+        assert f in p.stdout and "rows" in p.stdout
+    assert digest(tmp_path) == digest(data_dir)
+
+
+def test_prepared_files_read_back_with_the_documented_columns(data_dir):
+    import json
+
+    triples = read_pairwise_train(str(data_dir / "sort/train_pairwise.csv"))
+    dev = read_labeled_pairs(str(data_dir / "sort/dev_pairwise.csv"))
+    rank = read_labeled_pairs(str(data_dir / "rank/train.csv"))
+    test = read_pairs(str(data_dir / "sort/test_pairwise.csv"))
+    src_dev = json.load(open(os.path.join(KUAKE, "dev.json"), encoding="utf-8"))
+    assert len(dev) == len([r for r in src_dev if r["query"].strip() and r["title"].strip()])
+    # relevance is label >= 2 of the source
+    want = sum(int(r["label"]) >= 2 for r in src_dev)
+    assert sum(r["label"] for r in dev) == want
+    # every triple's title is strictly more relevant than its neg_title for the same query
+    src_train = json.load(open(os.path.join(KUAKE, "train.json"), encoding="utf-8"))
+    from core.text import clean_field
+
+    label = {}
+    for r in src_train:  # the first label of a repeated (query, title) wins, as in the preparation
+        label.setdefault((clean_field(r["query"]), clean_field(r["title"])), int(r["label"]))
+    for t in triples[:2000]:
+        assert label[(t["query"], t["title"])] > label[(t["query"], t["neg_title"])]
+    assert len(rank) > 10000 and len(test) > 1000
+    corpus = [l.rstrip("\n") for l in open(data_dir / "recall/corpus.csv", encoding="utf-8")]
+    assert len(corpus) == len(set(corpus))
+
+
+def write(path, text, mode="w"):
+    if mode == "wb":
+        open(path, "wb").write(text)
+    else:
+        open(path, "w", encoding="utf-8").write(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("content,reader,expect", [
+    ("query\ttitle\tneg_title\nq1\tt1\tn1\nq2\tt2\n", read_pairwise_train, ":3: expected 3 tab-separated columns"),
+    ("q1\tt1\tn1\nq2\t \tn2\n", read_pairwise_train, ":2: column 'title' is empty"),
+    ("query\ttitle\tlabel\nq\tt\t2\n", read_labeled_pairs, ":2: column 'label' is 2, allowed values are 0, 1"),
+    ("query\ttitle\tlabel\nq\tt\tyes\n", read_labeled_pairs, ":2: column 'label' must be an integer"),
+    ("", read_labeled_pairs, "file is empty"),
+    ("query\ttitle\tlabel\n", read_labeled_pairs, "no data rows"),
+])
+def test_malformed_rows_name_file_line_and_problem(tmp_path, content, reader, expect):
+    path = write(tmp_path / "f.csv", content)
+    with pytest.raises(DataError) as e:
+        reader(path)
+    assert path in str(e.value) and expect in str(e.value)
+
+
+def test_non_utf8_and_missing_file(tmp_path):
+    path = write(tmp_path / "g.csv", "q\tt\t1\n".encode() + "q\tt\t0\n".encode("gbk") + b"\xff\xfe\tt\t1\n", "wb")
+    with pytest.raises(DataError, match=r"g.csv:3: not valid UTF-8"):
+        read_labeled_pairs(path)
+    with pytest.raises(DataError, match="file not found"):
+        read_labeled_pairs(str(tmp_path / "nope.csv"))
+
+
+def test_header_is_optional_and_bom_tolerated(tmp_path):
+    a = read_labeled_pairs(write(tmp_path / "a.csv", "\ufeffquery\ttitle\tlabel\nq\tt\t1\nq\tu\t0\n"))
+    b = read_labeled_pairs(write(tmp_path / "b.csv", "q\tt\t1\nq\tu\t0\n"))
+    assert a == b == [{"query": "q", "title": "t", "label": 1}, {"query": "q", "title": "u", "label": 0}]
+    # predict files: the third column is optional
+    c = read_pairs(write(tmp_path / "c.csv", "q\tt\t0.5\nq\tu\n"))
+    assert [r["title"] for r in c] == ["t", "u"]

@@ -1,0 +1,64 @@
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import ndcg_score, roc_auc_score
+
+from core.metrics import auc, mrr, ndcg_at_k, roc_curve
+
+
+def brute_auc(labels, scores):
+    pos = [s for l, s in zip(labels, scores) if l == 1]
+    neg = [s for l, s in zip(labels, scores) if l == 0]
+    total = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+    return total / (len(pos) * len(neg))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auc_is_exact_with_ties(seed):
+    rng = np.random.RandomState(seed)
+    labels = rng.randint(0, 2, 300)
+    scores = rng.randint(0, 7, 300) / 7.0  # many ties
+    assert auc(labels, scores) == pytest.approx(brute_auc(labels, scores), abs=1e-12)
+    assert auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+
+
+def test_auc_rejects_one_class_and_bad_labels():
+    with pytest.raises(ValueError, match="both classes"):
+        auc([1, 1], [0.1, 0.2])
+    with pytest.raises(ValueError, match="0 or 1"):
+        auc([0, 2], [0.1, 0.2])
+
+
+def test_roc_curve_area_matches_auc():
+    rng = np.random.RandomState(0)
+    labels = rng.randint(0, 2, 200)
+    scores = rng.rand(200) + labels * 0.3
+    fpr, tpr = roc_curve(labels, scores)
+    assert fpr[0] == 0 and tpr[-1] == pytest.approx(1.0)
+    assert np.trapz(tpr, fpr) == pytest.approx(auc(labels, scores), abs=1e-9)
+
+
+def test_ndcg_per_query_matches_sklearn_mean():
+    rng = np.random.RandomState(1)
+    queries, labels, scores, per_query = [], [], [], []
+    for q in range(30):
+        n = rng.randint(2, 8)
+        l = rng.randint(0, 4, n)
+        s = rng.rand(n)
+        queries += [f"q{q}"] * n
+        labels += l.tolist()
+        scores += s.tolist()
+        if l.sum() > 0:
+            per_query.append(ndcg_score([(2.0 ** l - 1)], [s], k=3))
+    assert ndcg_at_k(queries, labels, scores, k=3) == pytest.approx(np.mean(per_query), abs=1e-9)
+
+
+def test_mrr_counts_every_query():
+    queries = ["a", "a", "a", "b", "b", "c"]
+    labels = [0, 1, 0, 1, 0, 0]
+    scores = [0.9, 0.8, 0.1, 0.7, 0.2, 0.5]
+    # a: first relevant at rank 2; b: rank 1; c: no relevant item -> 0
+    assert mrr(queries, labels, scores) == pytest.approx((0.5 + 1.0 + 0.0) / 3)
+    assert mrr(queries, labels, scores, k=1) == pytest.approx(1.0 / 3)
+    assert not math.isnan(ndcg_at_k(["x"], [0], [0.3]))
