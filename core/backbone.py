@@ -30,11 +30,13 @@ def is_model_dir(path):
     return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, f)) for f in CONFIG_FILES)
 
 
-def resolve(name_or_path):
+def resolve(name_or_path, tokenizer_only=False):
     """Return a local directory or a hub name, or raise ModelLoadError with a clear message."""
     if not name_or_path:
         raise ModelLoadError(f"no model given: {_HINT}")
     if os.path.isdir(name_or_path):
+        if tokenizer_only and os.path.isfile(os.path.join(name_or_path, "tokenizer_config.json")):
+            return name_or_path
         if not is_model_dir(name_or_path):
             raise ModelLoadError(f"{name_or_path}: not a model directory (no model_config.json or config.json); {_HINT}")
         return name_or_path
@@ -61,7 +63,7 @@ def load_tokenizer(name_or_path):
     from paddlenlp.transformers import AutoTokenizer
 
     _quiet_paddlenlp()
-    src = resolve(name_or_path)
+    src = resolve(name_or_path, tokenizer_only=True)
     return _from_hub(AutoTokenizer.from_pretrained, src, "tokenizer")
 
 

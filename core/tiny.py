@@ -36,3 +36,27 @@ def make_tiny_ernie(out_dir, texts, hidden_size=32, num_layers=2, num_heads=2, i
     model = ErnieModel(config)
     model.save_pretrained(out_dir)
     return out_dir
+
+
+def main(argv=None):
+    """python -m core.tiny --out DIR --data FILE...: a small random backbone for smoke runs."""
+    import argparse
+
+    from .data import read_tsv
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--out", required=True)
+    p.add_argument("--data", nargs="+", required=True, help="TSV files whose characters form the vocabulary")
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--hidden", type=int, default=128)
+    a = p.parse_args(argv)
+    texts = []
+    for f in a.data:
+        texts += [" ".join(r.values()) for r in read_tsv(f, ("a", "b", "c"), optional=2)]
+    make_tiny_ernie(a.out, texts, hidden_size=a.hidden, num_layers=a.layers, num_heads=max(1, a.hidden // 32),
+                    intermediate_size=4 * a.hidden)
+    print(f"wrote a {a.layers}-layer/{a.hidden} random backbone to {a.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The main job: set-up, data, a short pairwise fine-tune, AUC, static export, Paddle Inference.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+source scripts/env.sh
+WORK=${WORK:-work_dirs/demo}
+STEPS=${STEPS:-300}
+mkdir -p "$WORK"
+
+echo "== 1. data: KUAKE-QTR -> neural_search files"
+bash scripts/prepare_data.sh
+
+echo "== 2. backbone"
+MODEL=${MODEL:-$WORK/backbone}
+if [ ! -d "$MODEL" ]; then
+  "$PYTHON" -m core.tiny --out "$MODEL" --data "$DATA_DIR/rank/train.csv" "$DATA_DIR/recall/corpus.csv" --layers 4 --hidden 128
+fi
+
+echo "== 3. train the pairwise ranker for $STEPS steps"
+rm -rf "$WORK/pairwise"
+SAVE_DIR="$WORK/pairwise" bash scripts/train_pairwise.sh --model_name_or_path "$MODEL" --max_steps "$STEPS" \
+  --learning_rate 5e-4 --warmup_proportion 0.1 --eval_step "$STEPS" --save_step "$STEPS" --logging_steps 20
+
+echo "== 4. evaluate on all of dev_pairwise.csv"
+bash scripts/evaluate.sh "$WORK/pairwise/model_$STEPS"
+
+echo "== 5. export to a static graph"
+bash scripts/export_model.sh "$WORK/pairwise/model_$STEPS" "$WORK/export/pairwise" pairwise
+
+echo "== 6. Paddle Inference on a few dev pairs"
+"$PYTHON" deploy/python/predict.py --model_dir "$WORK/export/pairwise" --input_file "$DATA_DIR/sort/dev_pairwise.csv" \
+  --max_seq_length 64 --limit 8 --cpu_threads "$OMP_NUM_THREADS"
+echo "demo done"
