@@ -53,6 +53,8 @@ def _from_hub(loader, name, what):
     try:
         return loader(name)
     except Exception as e:  # PaddleNLP raises OSError/ValueError/HTTP errors when offline or unknown
+        if os.path.isdir(name):
+            raise ModelLoadError(f"cannot load {what} from {name}: {type(e).__name__}: {str(e)[:300]}") from None
         raise ModelLoadError(
             f"cannot load {what} '{name}': it is not a local directory and PaddleNLP's model hub "
             f"could not provide it ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
@@ -61,6 +63,8 @@ def _from_hub(loader, name, what):
 
 def load_tokenizer(name_or_path):
     from paddlenlp.transformers import AutoTokenizer
+
+    from . import e5_tokenizer  # noqa: F401  (registers E5Tokenizer with PaddleNLP's AutoTokenizer)
 
     _quiet_paddlenlp()
     src = resolve(name_or_path, tokenizer_only=True)

