@@ -9,8 +9,12 @@ from .trainer import init_device
 
 
 def add_eval_args(p):
-    p.add_argument("--init_from_ckpt", "--params_path", dest="init_from_ckpt", required=True,
-                   help="checkpoint dir or its model_state.pdparams")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--init_from_ckpt", "--params_path", dest="init_from_ckpt",
+                     help="checkpoint dir or its model_state.pdparams (dynamic graph)")
+    src.add_argument("--model_dir", help="an exported model directory (static graph, faster)")
+    p.add_argument("--backend", default="paddle", choices=["paddle", "onnxruntime", "onnxruntime-int8"],
+                   help="engine for --model_dir")
     p.add_argument("--test_file", required=True, help="query\\ttitle\\tlabel (label 0/1)")
     p.add_argument("--model_name_or_path", default="multilingual-e5-small",
                    help="backbone, used only when the checkpoint has no config/tokenizer of its own")
@@ -22,13 +26,17 @@ def add_eval_args(p):
     p.add_argument("--output_file", default=None, help="also write the metrics as JSON here")
 
 
-def evaluate_file(model, tokenizer, args):
+def evaluate_file(model, tokenizer, args, score_fn=None):
+    """Metrics of a dynamic model (model, tokenizer) or of any `score_fn(pairs) -> probabilities`."""
     set_threads(args.cpu_threads)
     init_device(args.device)
     rows = read_labeled_pairs(args.test_file)
-    model.eval()
-    probs = score_pairs(model.predict, tokenizer, [(r["query"], r["title"]) for r in rows],
-                        args.max_seq_length, args.batch_size)
+    pairs = [(r["query"], r["title"]) for r in rows]
+    if score_fn is not None:
+        probs = score_fn(pairs)
+    else:
+        model.eval()
+        probs = score_pairs(model.predict, tokenizer, pairs, args.max_seq_length, args.batch_size)
     labels = [r["label"] for r in rows]
     queries = [r["query"] for r in rows]
     result = {"auc": auc(labels, probs), f"ndcg@{args.ndcg_k}": ndcg_at_k(queries, labels, probs, args.ndcg_k),
@@ -39,6 +47,24 @@ def evaluate_file(model, tokenizer, args):
         with open(args.output_file, "w") as f:
             json.dump(result, f, indent=1)
     return result
+
+
+def evaluate_main(build, description, argv=None):
+    """evaluate.py of either ranker: a checkpoint (dynamic graph) or an exported model directory."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_eval_args(p)
+    args = p.parse_args(argv)
+    if args.model_dir:
+        from deploy.engine import RankerEngine
+
+        threads = args.cpu_threads or int(os.environ.get("OMP_NUM_THREADS", "2"))
+        engine = RankerEngine(args.model_dir, backend=args.backend, max_seq_length=args.max_seq_length,
+                              cpu_threads=threads, device=args.device, batch_size=args.batch_size)
+        return evaluate_file(None, None, args, score_fn=engine.score)
+    model, tokenizer, _, _ = build(args.model_name_or_path, params_path=args.init_from_ckpt)
+    return evaluate_file(model, tokenizer, args)
 
 
 def add_predict_args(p):

@@ -1,25 +1,21 @@
-"""AUC (and per-query NDCG@k / MRR when labels are graded) of a pairwise checkpoint on a dev file.
+"""AUC, per-query NDCG@k and MRR of a pairwise checkpoint (or exported model) on a dev file.
 
     python ernie_matching/evaluate.py --init_from_ckpt checkpoints/pairwise/model_best \
         --test_file data/sort/dev_pairwise.csv
+    python ... --model_dir output/EXPORTED --backend paddle|onnxruntime   (static graph, faster)
 """
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from core.evaluation import add_eval_args, evaluate_file  # noqa: E402
+from core.evaluation import evaluate_main  # noqa: E402
 from core.ranker import run_cli  # noqa: E402
 from ernie_matching.common import build  # noqa: E402
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_eval_args(p)
-    args = p.parse_args(argv)
-    model, tokenizer, _, _ = build(args.model_name_or_path, params_path=args.init_from_ckpt)
-    return evaluate_file(model, tokenizer, args)
+    return evaluate_main(build, __doc__, argv)
 
 
 if __name__ == "__main__":

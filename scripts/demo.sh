@@ -24,11 +24,12 @@ SAVE_DIR="$WORK/pairwise" bash scripts/train_pairwise.sh --model_name_or_path "$
   --batch_size "$BATCH" --learning_rate 1e-4 --warmup_proportion 0.1 --eval_step 0 --save_step "$STEPS" \
   --logging_steps 5
 
-echo "== 4. evaluate on all of dev_pairwise.csv"
-bash scripts/evaluate.sh "$WORK/pairwise/model_$STEPS"
-
-echo "== 5. export to a static graph"
+echo "== 4. export to a static graph"
 bash scripts/export_model.sh "$WORK/pairwise/model_$STEPS" "$WORK/export/pairwise" pairwise
+
+echo "== 5. dev AUC / NDCG@3 / MRR with Paddle Inference on the exported graph"
+"$PYTHON" ernie_matching/evaluate.py --model_dir "$WORK/export/pairwise" --test_file "$DATA_DIR/sort/dev_pairwise.csv" \
+  --max_seq_length 64 --batch_size 32
 
 echo "== 6. Paddle Inference on a few dev pairs"
 "$PYTHON" deploy/python/predict.py --model_dir "$WORK/export/pairwise" --input_file "$DATA_DIR/sort/dev_pairwise.csv" \

@@ -1,0 +1,169 @@
+"""One predictor interface over Paddle Inference and ONNX Runtime for exported rankers.
+
+    engine = RankerEngine("output/pairwise", backend="onnxruntime", cpu_threads=2)
+    engine.score([("query", "title"), ...])        # -> np.ndarray of probabilities
+    engine.run_feeds({"input_ids": ..., "token_type_ids": ...})   # raw tensors (General model protocol)
+
+Paddle Inference options follow PaddleNLP's deploy/python/predict.py: --device cpu|gpu,
+--cpu_threads, --enable_mkldnn, --use_tensorrt, --precision fp32|fp16|int8. The GPU and TensorRT
+options are passed to Paddle Inference as documented there but cannot be exercised on a CPU-only
+machine. ONNX Runtime runs `inference.onnx` (or the int8 `inference.int8.onnx`), written from the
+static graph by `to_onnx` (paddle2onnx) at export time.
+"""
+import os
+import threading
+
+import numpy as np
+
+from core.backbone import load_tokenizer
+from core.data import PairEncoder, pad
+from core.errors import DataError, ModelLoadError
+from core.inference import model_files
+
+INPUTS = ("input_ids", "token_type_ids")
+ONNX_FILE = "inference.onnx"
+ONNX_INT8_FILE = "inference.int8.onnx"
+
+
+def to_onnx(model_dir, opset=13, quantize_int8=False):
+    """Convert model_dir/inference.* to ONNX (and optionally a dynamic int8 copy). Returns the paths."""
+    import paddle2onnx
+
+    graph, params = model_files(model_dir)
+    out = os.path.join(model_dir, ONNX_FILE)
+    paddle2onnx.export(graph, params, save_file=out, opset_version=opset, enable_onnx_checker=True)
+    paths = [out]
+    if quantize_int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        q = os.path.join(model_dir, ONNX_INT8_FILE)
+        quantize_dynamic(out, q, weight_type=QuantType.QInt8)
+        paths.append(q)
+    return paths
+
+
+class PaddleBackend:
+    def __init__(self, model_dir, device="cpu", cpu_threads=2, enable_mkldnn=False, use_tensorrt=False,
+                 precision="fp32"):
+        from paddle import inference
+
+        graph, params = model_files(model_dir)
+        config = inference.Config(graph, params)
+        if device == "gpu":
+            config.enable_use_gpu(100, 0)
+            if use_tensorrt:
+                mode = {"fp32": inference.PrecisionType.Float32, "fp16": inference.PrecisionType.Half,
+                        "int8": inference.PrecisionType.Int8}[precision]
+                config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=64, min_subgraph_size=5,
+                                              precision_mode=mode, use_static=False, use_calib_mode=False)
+        else:
+            config.disable_gpu()
+            config.set_cpu_math_library_num_threads(cpu_threads)
+            if enable_mkldnn:
+                config.enable_mkldnn()
+        config.disable_glog_info()
+        config.switch_ir_optim(True)
+        self.predictor = inference.create_predictor(config)
+        self.input_names = list(self.predictor.get_input_names())
+        self.output_names = list(self.predictor.get_output_names())
+
+    def run(self, feeds):
+        for name in self.input_names:
+            h = self.predictor.get_input_handle(name)
+            a = np.ascontiguousarray(feeds[name])
+            h.reshape(a.shape)
+            h.copy_from_cpu(a)
+        self.predictor.run()
+        return self.predictor.get_output_handle(self.output_names[0]).copy_to_cpu()
+
+
+class OrtBackend:
+    def __init__(self, model_dir, cpu_threads=2, int8=False, **_):
+        import onnxruntime as ort
+
+        path = os.path.join(model_dir, ONNX_INT8_FILE if int8 else ONNX_FILE)
+        if not os.path.isfile(path):
+            raise ModelLoadError(f"{path} not found: export with --onnx{' --int8' if int8 else ''} "
+                                 f"(or run deploy/python/to_onnx.py) first")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = cpu_threads
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, feeds):
+        return self.session.run(self.output_names[:1], {n: feeds[n] for n in self.input_names})[0]
+
+
+class RankerEngine:
+    """Tokenizer + backend for one exported ranker; thread-safe (one run at a time)."""
+
+    def __init__(self, model_dir, backend="paddle", max_seq_length=128, cpu_threads=2, device="cpu",
+                 enable_mkldnn=False, use_tensorrt=False, precision="fp32", batch_size=32):
+        if not os.path.isdir(model_dir):
+            raise ModelLoadError(f"{model_dir}: model directory not found")
+        self.model_dir = model_dir
+        self.tokenizer = load_tokenizer(model_dir)
+        self.encoder = PairEncoder(self.tokenizer, max_seq_length)
+        self.max_seq_length = max_seq_length
+        self.batch_size = batch_size
+        self.pad_id = self.tokenizer.pad_token_id or 0
+        if backend == "paddle":
+            self.backend = PaddleBackend(model_dir, device, cpu_threads, enable_mkldnn, use_tensorrt, precision)
+        elif backend in ("onnxruntime", "onnxruntime-int8"):
+            self.backend = OrtBackend(model_dir, cpu_threads, int8=backend.endswith("int8") or precision == "int8")
+        else:
+            raise ValueError(f"unknown backend {backend!r} (paddle, onnxruntime, onnxruntime-int8)")
+        self.backend_name = backend
+        self.lock = threading.Lock()
+
+    @property
+    def input_names(self):
+        return list(INPUTS)
+
+    def run_feeds(self, feeds):
+        """Run already-tokenized int64 tensors [batch, seq]; checks names, dtype, shape and ids."""
+        for name in INPUTS:
+            if name not in feeds:
+                raise DataError(f"missing feed '{name}' (the model takes {', '.join(INPUTS)})")
+        extra = set(feeds) - set(INPUTS)
+        if extra:
+            raise DataError(f"unknown feed name(s) {sorted(extra)} (the model takes {', '.join(INPUTS)})")
+        arrays = {}
+        for name in INPUTS:
+            a = np.asarray(feeds[name])
+            if a.dtype.kind not in "iu":
+                raise DataError(f"feed '{name}' must hold integers, got {a.dtype}")
+            if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
+                raise DataError(f"feed '{name}' must have shape [batch, seq_len], got {list(a.shape)}")
+            arrays[name] = a.astype(np.int64)
+        if arrays["input_ids"].shape != arrays["token_type_ids"].shape:
+            raise DataError(f"input_ids shape {list(arrays['input_ids'].shape)} differs from token_type_ids shape "
+                            f"{list(arrays['token_type_ids'].shape)}")
+        ids = arrays["input_ids"]
+        if ids.min() < 0 or ids.max() >= self.tokenizer.vocab_size:
+            raise DataError(f"input_ids must lie in [0, {self.tokenizer.vocab_size})")
+        if ids.shape[1] > 512:
+            raise DataError(f"sequence length {ids.shape[1]} exceeds the model's 512 positions")
+        with self.lock:
+            return np.asarray(self.backend.run(arrays)).reshape(-1)
+
+    def encode(self, pairs):
+        return self.encoder.many(pairs)
+
+    def score_encoded(self, encoded):
+        """Probabilities of encoded pairs, batched by length, each batch padded to its longest row."""
+        out = np.zeros(len(encoded), dtype=np.float32)
+        order = np.argsort([len(e[0]) for e in encoded], kind="mergesort")
+        for i in range(0, len(order), self.batch_size):
+            idx = order[i : i + self.batch_size]
+            feeds = {"input_ids": pad([encoded[j][0] for j in idx], self.pad_id),
+                     "token_type_ids": pad([encoded[j][1] for j in idx], 0)}
+            with self.lock:
+                out[idx] = np.asarray(self.backend.run(feeds)).reshape(-1)
+        return out
+
+    def score(self, pairs):
+        return self.score_encoded(self.encode(pairs))
