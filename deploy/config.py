@@ -1,0 +1,94 @@
+"""Server configuration (YAML), modelled on Paddle Serving's config_nlp.yml.
+
+    http_port: 8090          # Pipeline HTTP, General model HTTP, /v1/*, /health, /metrics
+    rpc_port: 8089           # Pipeline gRPC (PipelineClient.connect(['127.0.0.1:8089'])); 0/absent = off
+    worker_num: 4            # gRPC worker threads
+    max_body_bytes: 2097152  # larger requests get HTTP 413
+    max_pairs_per_request: 256
+    general_model: ranker    # which model answers /GeneralModelService/inference
+    models:
+      - name: ranker         # the service name: POST /ranker/prediction
+        model_dir: output/pairwise   # an export_model.py output or an export_to_serving.py serving_server/
+        kind: ranker         # ranker | encoder
+        backend: paddle      # paddle | onnxruntime | onnxruntime-int8
+        max_seq_length: 64   # longer (query, title) pairs are truncated, longest text first
+        cpu_threads: 2
+        batching: {max_batch_size: 32, max_wait_ms: 5}
+"""
+import os
+
+import yaml
+
+from core.errors import PipelineError
+
+KINDS = ("ranker", "encoder")
+BACKENDS = ("paddle", "onnxruntime", "onnxruntime-int8")
+
+
+class ConfigError(PipelineError):
+    pass
+
+
+def _int(d, key, default, where, lo=0):
+    v = d.get(key, default)
+    if not isinstance(v, int) or v < lo:
+        raise ConfigError(f"{where}: '{key}' must be an integer >= {lo}, got {v!r}")
+    return v
+
+
+def load(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f) or {}
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    return from_dict(raw, os.path.dirname(os.path.abspath(path)), path)
+
+
+def from_dict(raw, base_dir=".", where="config"):
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level")
+    cfg = {
+        "http_port": _int(raw, "http_port", 8090, where),
+        "rpc_port": _int(raw, "rpc_port", 0, where),
+        "worker_num": _int(raw, "worker_num", 4, where, 1),
+        "max_body_bytes": _int(raw, "max_body_bytes", 2 * 1024 * 1024, where, 1),
+        "max_pairs_per_request": _int(raw, "max_pairs_per_request", 256, where, 1),
+        "host": raw.get("host", "0.0.0.0"),
+    }
+    models = raw.get("models")
+    if not isinstance(models, list) or not models:
+        raise ConfigError(f"{where}: 'models' must list at least one model")
+    cfg["models"] = []
+    names = set()
+    for i, m in enumerate(models):
+        w = f"{where}: models[{i}]"
+        if not isinstance(m, dict) or not m.get("name") or not m.get("model_dir"):
+            raise ConfigError(f"{w}: needs 'name' and 'model_dir'")
+        if m["name"] in names:
+            raise ConfigError(f"{w}: duplicate name '{m['name']}'")
+        names.add(m["name"])
+        kind = m.get("kind", "ranker")
+        if kind not in KINDS:
+            raise ConfigError(f"{w}: kind must be one of {KINDS}, got {kind!r}")
+        backend = m.get("backend", "paddle")
+        if backend not in BACKENDS:
+            raise ConfigError(f"{w}: backend must be one of {BACKENDS}, got {backend!r}")
+        batching = m.get("batching") or {}
+        model_dir = m["model_dir"]
+        if not os.path.isabs(model_dir):
+            model_dir = os.path.normpath(os.path.join(base_dir, model_dir))
+        cfg["models"].append({
+            "name": str(m["name"]), "model_dir": model_dir, "kind": kind, "backend": backend,
+            "max_seq_length": _int(m, "max_seq_length", 128, w, 8),
+            "cpu_threads": _int(m, "cpu_threads", 2, w, 1),
+            "max_batch_size": _int(batching, "max_batch_size", 32, w, 1),
+            "max_wait_ms": _int(batching, "max_wait_ms", 5, w, 0),
+        })
+    rankers = [m["name"] for m in cfg["models"] if m["kind"] == "ranker"]
+    cfg["general_model"] = raw.get("general_model") or (rankers[0] if rankers else cfg["models"][0]["name"])
+    if cfg["general_model"] not in names:
+        raise ConfigError(f"{where}: general_model '{cfg['general_model']}' is not one of the models")
+    return cfg
