@@ -1,0 +1,293 @@
+"""The server against the official Paddle Serving clients, curl-style requests and bad input."""
+import gzip
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import requests
+
+from conftest import ROOT, run
+
+PAIRS = [("感冒吃什么药", "感冒了吃什么药好得快"), ("头疼怎么办", "头疼怎么办？"), ("宝宝发烧", "How to bake bread"),
+         ("it's a query", "a title with 'quotes' and \"double\" ones")]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, tiny_model):
+    """A random tiny pairwise ranker, exported (Paddle + ONNX) and packaged for serving, behind a server."""
+    import paddle
+
+    from core.ranker import export_static
+    from deploy.engine import to_onnx
+    from ernie_matching.common import build
+
+    d = tmp_path_factory.mktemp("served")
+    paddle.seed(7)
+    model, tokenizer, _, _ = build(tiny_model)
+    exported = str(d / "export")
+    export_static(model, exported)
+    tokenizer.save_pretrained(exported)
+    to_onnx(exported, quantize_int8=True)
+    run(["deploy/export_to_serving.py", "--dirname", exported, "--server_path", str(d / "serving_server"),
+         "--client_path", str(d / "serving_client"), "--fetch_alias_names", "predict"])
+    http, rpc = free_port(), free_port()
+    cfg = d / "config.yml"
+    cfg.write_text(f"""
+http_port: {http}
+rpc_port: {rpc}
+host: 127.0.0.1
+max_pairs_per_request: 16
+max_body_bytes: 65536
+models:
+  - name: ernie_matching
+    model_dir: serving_server
+    max_seq_length: 32
+    cpu_threads: 1
+    batching: {{max_batch_size: 32, max_wait_ms: 30}}
+  - name: ranker_onnx
+    model_dir: export
+    backend: onnxruntime
+    max_seq_length: 32
+    cpu_threads: 1
+""")
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    log = open(d / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "deploy.server", "--config", str(cfg)], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{http}"
+    for _ in range(240):
+        try:
+            if requests.get(base + "/health", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            pass
+        if proc.poll() is not None:
+            raise AssertionError(open(d / "server.log").read())
+        time.sleep(0.25)
+    from deploy.engine import RankerEngine
+
+    engine = RankerEngine(str(d / "serving_server"), max_seq_length=32, cpu_threads=1)
+    yield {"base": base, "rpc": f"127.0.0.1:{rpc}", "http_port": http, "engine": engine, "dir": d, "proc": proc,
+           "exported": exported}
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def official(served, *args):
+    cache = os.path.join(ROOT, ".cache", "paddle_serving_clients")
+    p = run(["tests/clients/official.py", cache, *args], timeout=300)
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def pipeline_http(served, values, name="ernie_matching", **kw):
+    body = {"key": [str(i) for i in range(len(values))], "value": values}
+    body.update(kw)
+    return requests.post(f"{served['base']}/{name}/prediction", json=body, timeout=60)
+
+
+def test_pipeline_http_json_and_python_dict_values(served):
+    want = served["engine"].score(PAIRS)
+    values = [json.dumps({"query": q, "title": t}, ensure_ascii=False) if i % 2 else str({"query": q, "title": t})
+              for i, (q, t) in enumerate(PAIRS)]
+    r = pipeline_http(served, values)
+    reply = r.json()
+    assert r.status_code == 200 and reply["err_no"] == 0 and reply["key"] == ["predict"]
+    got = json.loads(reply["value"][0])
+    assert got == eval(reply["value"][0])  # noqa: S307 - the clients eval it; both readings must agree
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_official_pipeline_client_rpc(served):
+    out = official(served, "rpc", served["rpc"], json.dumps([{"query": q, "title": t} for q, t in PAIRS]))
+    assert out["err_no"] == 0
+    np.testing.assert_allclose(out["scores"], served["engine"].score(PAIRS), atol=1e-5)
+
+
+@pytest.mark.parametrize("mode,compress", [("http_json", ""), ("http_proto", ""), ("http_proto", "gzip"),
+                                           ("http_json", "gzip")])
+def test_official_http_client(served, mode, compress):
+    from core.data import pad
+
+    enc = served["engine"].encode(PAIRS * 10)  # > 512 values, so the client really gzips
+    ids, tts = pad([e[0] for e in enc]), pad([e[1] for e in enc])
+    out = official(served, mode, f"127.0.0.1:{served['http_port']}", str(served["dir"] / "serving_client"),
+                   json.dumps(ids.tolist()), json.dumps(tts.tolist()), compress)
+    want = served["engine"].run_feeds({"input_ids": ids, "token_type_ids": tts})
+    np.testing.assert_allclose(out["scores"], want, atol=1e-5)
+
+
+def test_general_http_curl_body_as_paddlenlp_documents_it(served):
+    ids, tts = served["engine"].encode(PAIRS[:1])[0]
+    body = {"tensor": [{"int64_data": ids, "elem_type": 0, "name": "input_ids", "alias_name": "input_ids",
+                        "shape": [1, len(ids)]},
+                       {"int64_data": tts, "elem_type": 0, "name": "token_type_ids", "alias_name": "token_type_ids",
+                        "shape": [1, len(tts)]}],
+            "fetch_var_names": ["predict"], "log_id": 7}
+    r = requests.post(served["base"] + "/GeneralModelService/inference", data=json.dumps(body), timeout=60)
+    out = r.json()
+    assert r.status_code == 200 and out["log_id"] == 7
+    t = out["outputs"][0]["tensor"][0]
+    assert t["elem_type"] == 1 and t["shape"] == [1] and t["name"] == "predict"
+    np.testing.assert_allclose(t["float_data"], served["engine"].score(PAIRS[:1]), atol=1e-5)
+    gz = requests.post(served["base"] + "/GeneralModelService/inference", data=gzip.compress(json.dumps(body).encode()),
+                       headers={"Content-Encoding": "gzip"}, timeout=60)
+    assert gz.json()["outputs"][0]["tensor"][0]["float_data"] == t["float_data"]
+
+
+def test_rerank_and_onnx_backend(served):
+    docs = [t for _, t in PAIRS]
+    want = served["engine"].score([(PAIRS[0][0], t) for t in docs])
+    r = requests.post(served["base"] + "/v1/rerank", json={"query": PAIRS[0][0], "documents": docs, "top_n": 3},
+                      timeout=60).json()
+    assert [x["index"] for x in r["results"]] == list(np.argsort(-want, kind="mergesort")[:3])
+    np.testing.assert_allclose([x["relevance_score"] for x in r["results"]], np.sort(want)[::-1][:3], atol=1e-5)
+    onnx = requests.post(served["base"] + "/v1/rerank", json={"model": "ranker_onnx", "query": PAIRS[0][0],
+                                                              "documents": docs, "return_documents": True},
+                         timeout=60).json()
+    by_index = {x["index"]: x for x in onnx["results"]}
+    np.testing.assert_allclose([by_index[i]["relevance_score"] for i in range(len(docs))], want, atol=1e-4)
+    assert by_index[0]["document"]["text"] == docs[0]
+
+
+def test_concurrent_requests_are_batched(served):
+    before = requests.get(served["base"] + "/metrics", timeout=10).text
+    n_req = 12
+    results, barrier = [None] * n_req, threading.Barrier(n_req)
+
+    def call(i):
+        barrier.wait()
+        q, t = PAIRS[i % len(PAIRS)]
+        results[i] = pipeline_http(served, [json.dumps({"query": q, "title": t})]).json()
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(n_req)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    want = served["engine"].score(PAIRS)
+    for i, r in enumerate(results):
+        assert r["err_no"] == 0
+        assert abs(json.loads(r["value"][0])[0] - want[i % len(PAIRS)]) < 1e-5
+    after = requests.get(served["base"] + "/metrics", timeout=10).text
+
+    def count(text):
+        line = [l for l in text.splitlines() if l.startswith('search_batch_rows_count{model="ernie_matching"}')]
+        return float(line[0].split()[-1]) if line else 0.0
+
+    batches = count(after) - count(before)
+    assert 1 <= batches < n_req  # requests were merged into fewer engine batches
+
+
+def good_request_works(served):
+    r = pipeline_http(served, [json.dumps({"query": "感冒", "title": "感冒吃药"})]).json()
+    assert r["err_no"] == 0, r
+
+
+@pytest.mark.parametrize("case", ["malformed_json", "mismatch", "unknown_service", "empty_text", "too_many",
+                                  "too_large", "non_utf8", "not_a_pair"])
+def test_bad_pipeline_requests(served, case):
+    url = served["base"] + "/ernie_matching/prediction"
+    good = json.dumps({"query": "q", "title": "t"})
+    if case == "malformed_json":
+        r = requests.post(url, data=b'{"key": ["0"], "value": [', timeout=30)
+        expect = "not valid JSON"
+    elif case == "mismatch":
+        r = requests.post(url, json={"key": ["0", "1"], "value": [good]}, timeout=30)
+        expect = "'key' has 2 entries but 'value' has 1"
+    elif case == "unknown_service":
+        r = requests.post(served["base"] + "/nope/prediction", json={"key": ["0"], "value": [good]}, timeout=30)
+        expect = "no service named 'nope'"
+    elif case == "empty_text":
+        r = pipeline_http(served, [json.dumps({"query": "  ", "title": "t"})])
+        expect = "value[0] query is empty"
+    elif case == "too_many":
+        r = pipeline_http(served, [good] * 17)
+        expect = "17 pairs in one request; the limit is 16"
+    elif case == "too_large":
+        r = pipeline_http(served, [json.dumps({"query": "q" * 70000, "title": "t"})])
+        expect = "exceeds the 65536-byte limit"
+    elif case == "non_utf8":
+        r = requests.post(url, data=b'{"key": ["0"], "value": ["\xff\xfe"]}', timeout=30)
+        expect = "not valid UTF-8"
+    else:
+        r = pipeline_http(served, ["__import__('os').system('echo hacked')"])
+        expect = "neither JSON nor a Python literal"
+    body = r.json()
+    assert body["err_no"] != 0 and expect in body["err_msg"], body
+    assert r.status_code in (200, 400, 404, 413)
+    good_request_works(served)
+
+
+def general(served, tensors, fetch=("predict",)):
+    return requests.post(served["base"] + "/GeneralModelService/inference",
+                         json={"tensor": tensors, "fetch_var_names": list(fetch), "log_id": 0}, timeout=30)
+
+
+def tensor(name, data, shape, key="int64_data", elem=0):
+    return {key: data, "elem_type": elem, "name": name, "alias_name": name, "shape": shape}
+
+
+@pytest.mark.parametrize("case", ["unknown_feed", "wrong_shape", "wrong_dtype", "bad_fetch", "id_out_of_range"])
+def test_bad_general_requests(served, case):
+    ok_ids = tensor("input_ids", [0, 5, 2], [1, 3])
+    ok_tts = tensor("token_type_ids", [0, 0, 0], [1, 3])
+    if case == "unknown_feed":
+        r, expect = general(served, [ok_ids, tensor("segment_ids", [0, 0, 0], [1, 3])]), "unknown feed name 'segment_ids'"
+    elif case == "wrong_shape":
+        r, expect = general(served, [tensor("input_ids", [0, 5, 2], [1, 4]), ok_tts]), "needs 4 values, got 3"
+    elif case == "wrong_dtype":
+        r, expect = general(served, [tensor("input_ids", [0.5, 5.0, 2.0], [1, 3], "float_data", 1), ok_tts]), \
+            "must hold integers"
+    elif case == "bad_fetch":
+        r, expect = general(served, [ok_ids, ok_tts], fetch=["logits"]), "unknown fetch_var_names ['logits']"
+    else:
+        r, expect = general(served, [tensor("input_ids", [0, 10 ** 7, 2], [1, 3]), ok_tts]), "input_ids must lie in"
+    assert r.status_code == 400 and expect in r.json()["err_msg"], r.text
+    assert general(served, [ok_ids, ok_tts]).status_code == 200
+
+
+def test_rpc_byte_data_is_never_unpickled_and_long_text_is_truncated(served):
+    import grpc
+
+    from deploy.proto import pipeline_service_pb2 as pb
+    from deploy.proto import pipeline_service_pb2_grpc as pb_grpc
+
+    stub = pb_grpc.PipelineServiceStub(grpc.insecure_channel(served["rpc"]))
+    buf = io.BytesIO()
+    np.save(buf, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
+    req = pb.Request(tensors=[pb.Tensor(name="input_ids", byte_data=buf.getvalue(), elem_type=13)])
+    resp = stub.inference(req, timeout=30)
+    assert resp.err_no != 0 and "pickled" in resp.err_msg
+    # numeric .npy bytes are fine
+    from core.data import pad
+
+    enc = served["engine"].encode(PAIRS)
+    ids, tts = pad([e[0] for e in enc]), pad([e[1] for e in enc])
+    tensors = []
+    for name, arr in (("input_ids", ids), ("token_type_ids", tts)):
+        b = io.BytesIO()
+        np.save(b, arr, allow_pickle=False)
+        tensors.append(pb.Tensor(name=name, byte_data=b.getvalue(), elem_type=13))
+    resp = stub.inference(pb.Request(tensors=tensors), timeout=30)
+    assert resp.err_no == 0
+    np.testing.assert_allclose(json.loads(resp.value[0]), served["engine"].run_feeds(
+        {"input_ids": ids, "token_type_ids": tts}), atol=1e-5)
+    # a title longer than max_seq_length is truncated, not refused
+    long_pair = ("感冒吃什么药", "感冒" * 200)
+    resp = stub.inference(pb.Request(key=["0"], value=[str({"query": long_pair[0], "title": long_pair[1]})]), timeout=30)
+    assert resp.err_no == 0
+    assert abs(json.loads(resp.value[0])[0] - served["engine"].score([long_pair])[0]) < 1e-5
+    assert served["proc"].poll() is None  # still serving
