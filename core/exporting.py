@@ -12,6 +12,8 @@ def export_main(build, description, argv=None):
     p.add_argument("--output_path", default="./output", help="where inference.json/.pdiparams are written")
     p.add_argument("--model_name_or_path", default="multilingual-e5-small",
                    help="backbone, used only when the checkpoint has no config/tokenizer of its own")
+    p.add_argument("--onnx", action="store_true", help="also write inference.onnx (paddle2onnx) for ONNX Runtime")
+    p.add_argument("--int8", action="store_true", help="with --onnx: also a dynamically quantized int8 copy")
     args = p.parse_args(argv)
     model, tokenizer, _, meta = build(args.model_name_or_path, params_path=args.params_path)
     prefix = export_static(model, args.output_path)
@@ -19,6 +21,10 @@ def export_main(build, description, argv=None):
     meta = dict(meta, inputs=["input_ids", "token_type_ids"], output="probability, shape [batch]")
     with open(os.path.join(args.output_path, "ranker.json"), "w") as f:
         json.dump(meta, f, indent=1)
+    if args.onnx or args.int8:
+        from deploy.engine import to_onnx
+
+        to_onnx(args.output_path, quantize_int8=args.int8)
     files = sorted(f for f in os.listdir(args.output_path) if f.startswith("inference"))
     print(f"exported {prefix}: {', '.join(files)}")
     return args.output_path

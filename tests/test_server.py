@@ -291,3 +291,23 @@ def test_rpc_byte_data_is_never_unpickled_and_long_text_is_truncated(served):
     assert resp.err_no == 0
     assert abs(json.loads(resp.value[0])[0] - served["engine"].score([long_pair])[0]) < 1e-5
     assert served["proc"].poll() is None  # still serving
+
+
+def test_our_clients(served):
+    from deploy.cpp.http_client import build_request, infer
+    from deploy.python.http_client import predict as http_predict
+    from deploy.python.rpc_client import PipelineRpcClient
+
+    want = served["engine"].score(PAIRS)
+    err, msg, scores = PipelineRpcClient(served["rpc"]).predict(PAIRS)
+    assert err == 0 and np.allclose(scores, want, atol=1e-5)
+    err, msg, scores = http_predict(served["base"], "ernie_matching", PAIRS)
+    assert err == 0 and np.allclose(scores, want, atol=1e-5)
+    from core.data import pad
+
+    enc = served["engine"].encode(PAIRS)
+    req = build_request(pad([e[0] for e in enc]).tolist(), pad([e[1] for e in enc]).tolist())
+    for proto in (False, True):
+        assert np.allclose(infer(served["base"], req, proto=proto, compress=proto), want, atol=1e-5)
+    err, msg, scores = PipelineRpcClient(served["rpc"]).predict(PAIRS, service="nope")
+    assert err != 0 and "no service named 'nope'" in msg
