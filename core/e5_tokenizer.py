@@ -180,6 +180,25 @@ class E5Tokenizer(PretrainedTokenizer):
         return out
 
 
+def hf_tokenizer_json(tok, path):
+    """Write a Hugging Face tokenizer.json equivalent to `tok` (for PyTorch reference runs).
+
+    The normalisation map is not expressible there; it only matters for the rare characters
+    the map rewrites, so token counts (what benchmarks depend on) match on ordinary text."""
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    t = Tokenizer(models.Unigram([(p, float(s)) for p, s in zip(tok.pieces, tok.scores32)], unk_id=tok.unk_id,
+                                 byte_fallback=False))
+    t.normalizer = normalizers.Replace(Regex(" {2,}"), " ")
+    t.pre_tokenizer = pre_tokenizers.Metaspace(replacement=META, prepend_scheme="always", split=False)
+    bos, eos = tok.bos_token, tok.eos_token
+    t.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
+        special_tokens=[(bos, tok.bos_token_id), (eos, tok.eos_token_id)])
+    t.save(path)
+    return path
+
+
 def truncate_longest_first(a, b, n):
     a, b = list(a), list(b)
     for _ in range(n):

@@ -49,6 +49,18 @@ def evaluate_file(model, tokenizer, args, score_fn=None):
     return result
 
 
+def auc_evaluator(tokenizer, dev_rows, max_seq_length, batch_size):
+    """evaluate(model) -> dev AUC, for the trainer's periodic evaluation."""
+    pairs = [(r["query"], r["title"]) for r in dev_rows]
+    labels = [r["label"] for r in dev_rows]
+
+    def evaluate(model):
+        model.eval()
+        return auc(labels, score_pairs(model.predict, tokenizer, pairs, max_seq_length, batch_size))
+
+    return evaluate
+
+
 def evaluate_main(build, description, argv=None):
     """evaluate.py of either ranker: a checkpoint (dynamic graph) or an exported model directory."""
     import argparse

@@ -17,15 +17,24 @@ def model_files(model_dir, prefix="inference"):
 
 
 class PaddlePredictor:
-    """Runs a static graph with named int64 inputs; returns the first output as numpy."""
+    """Runs a static graph with named int64 inputs; returns the first output as numpy.
 
-    def __init__(self, model_dir, prefix="inference", device="cpu", cpu_threads=2, enable_mkldnn=False):
+    GPU/TensorRT options follow PaddleNLP's deploy/python/predict.py (untestable on CPU machines).
+    """
+
+    def __init__(self, model_dir, prefix="inference", device="cpu", cpu_threads=2, enable_mkldnn=False,
+                 use_tensorrt=False, precision="fp32"):
         from paddle import inference
 
         graph, params = model_files(model_dir, prefix)
         config = inference.Config(graph, params)
         if device == "gpu":
             config.enable_use_gpu(100, 0)
+            if use_tensorrt:
+                mode = {"fp32": inference.PrecisionType.Float32, "fp16": inference.PrecisionType.Half,
+                        "int8": inference.PrecisionType.Int8}[precision]
+                config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=64, min_subgraph_size=5,
+                                              precision_mode=mode, use_static=False, use_calib_mode=False)
         else:
             config.disable_gpu()
             config.set_cpu_math_library_num_threads(cpu_threads)
@@ -34,15 +43,16 @@ class PaddlePredictor:
         config.disable_glog_info()
         config.switch_ir_optim(True)
         self.predictor = inference.create_predictor(config)
-        self.input_names = self.predictor.get_input_names()
-        self.output_names = self.predictor.get_output_names()
+        self.input_names = list(self.predictor.get_input_names())
+        self.output_names = list(self.predictor.get_output_names())
 
-    def run(self, **inputs):
+    def run(self, feeds=None, **inputs):
+        feeds = dict(feeds or {}, **inputs)
         for name in self.input_names:
-            if name not in inputs:
+            if name not in feeds:
                 raise ValueError(f"missing input '{name}' (the model takes {', '.join(self.input_names)})")
             handle = self.predictor.get_input_handle(name)
-            arr = np.ascontiguousarray(inputs[name])
+            arr = np.ascontiguousarray(feeds[name])
             handle.reshape(arr.shape)
             handle.copy_from_cpu(arr)
         self.predictor.run()

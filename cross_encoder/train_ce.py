@@ -11,8 +11,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from core.args import training_parser  # noqa: E402
 from core.data import EncodedDataset, PairEncoder, collate_pairs, read_labeled_pairs  # noqa: E402
-from core.metrics import auc  # noqa: E402
-from core.ranker import run_cli, score_pairs  # noqa: E402
+from core.evaluation import auc_evaluator  # noqa: E402
+from core.ranker import run_cli  # noqa: E402
 from core.trainer import init_device, set_seed, train  # noqa: E402
 from cross_encoder.common import build  # noqa: E402
 
@@ -37,7 +37,7 @@ def main(argv=None):
     set_seed(args.seed)
     train_rows = read_labeled_pairs(args.train_set)
     dev_rows = read_labeled_pairs(args.test_file)
-    model, tokenizer, config, meta = build(args.model_name_or_path, dropout=args.dropout)
+    model, tokenizer, config, meta = build(args.model_name_or_path, dropout=args.dropout, pooling=args.pooling)
     if rank == 0:
         print(f"{len(train_rows)} training pairs, {len(dev_rows)} dev pairs, backbone {args.model_name_or_path}")
     enc = PairEncoder(tokenizer, args.max_seq_length)
@@ -50,11 +50,7 @@ def main(argv=None):
     def loss_fn(net, t):
         return F.cross_entropy(net(t[0], t[1]), t[2].astype("int64").unsqueeze(-1))
 
-    def evaluate(m):
-        m.eval()
-        probs = score_pairs(m.predict, tokenizer, [(r["query"], r["title"]) for r in dev_rows],
-                            args.max_seq_length, args.batch_size)
-        return auc([r["label"] for r in dev_rows], probs)
+    evaluate = auc_evaluator(tokenizer, dev_rows, args.max_seq_length, args.batch_size)
 
     meta["max_seq_length"] = args.max_seq_length
     amp = args.use_amp and args.device == "gpu"

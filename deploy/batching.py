@@ -7,12 +7,16 @@ from concurrent.futures import Future
 
 class Batcher:
     """Collects encoded pairs from many requests for up to `max_wait_ms` (or until
-    `max_batch_size` pairs are waiting) and scores them in one call of the engine, which pads
-    each batch only to its own longest row."""
+    `max_batch_size` pairs are waiting), then also takes whatever else is already queued (up to
+    `max_collect` pairs), and scores them in one call of the engine. The engine sorts the rows by
+    length and runs them in batches of `max_batch_size`, each padded only to its own longest row,
+    so taking the whole queue leaves at most one partial batch per round instead of one per
+    request."""
 
-    def __init__(self, engine, max_batch_size=32, max_wait_ms=5, on_batch=None):
+    def __init__(self, engine, max_batch_size=32, max_wait_ms=5, on_batch=None, max_collect=None):
         self.engine = engine
         self.max_batch_size = max_batch_size
+        self.max_collect = max_collect or 8 * max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self.on_batch = on_batch
         self.queue = queue.Queue()
@@ -38,6 +42,13 @@ class Batcher:
                     break
                 try:
                     item = self.queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+                items.append(item)
+                n += len(item[0])
+            while n < self.max_collect:
+                try:
+                    item = self.queue.get_nowait()
                 except queue.Empty:
                     break
                 items.append(item)

@@ -18,7 +18,7 @@ import numpy as np
 from core.backbone import load_tokenizer
 from core.data import PairEncoder, pad
 from core.errors import DataError, ModelLoadError
-from core.inference import model_files
+from core.inference import PaddlePredictor, model_files
 
 INPUTS = ("input_ids", "token_type_ids")
 ONNX_FILE = "inference.onnx"
@@ -40,41 +40,6 @@ def to_onnx(model_dir, opset=13, quantize_int8=False):
         quantize_dynamic(out, q, weight_type=QuantType.QInt8)
         paths.append(q)
     return paths
-
-
-class PaddleBackend:
-    def __init__(self, model_dir, device="cpu", cpu_threads=2, enable_mkldnn=False, use_tensorrt=False,
-                 precision="fp32"):
-        from paddle import inference
-
-        graph, params = model_files(model_dir)
-        config = inference.Config(graph, params)
-        if device == "gpu":
-            config.enable_use_gpu(100, 0)
-            if use_tensorrt:
-                mode = {"fp32": inference.PrecisionType.Float32, "fp16": inference.PrecisionType.Half,
-                        "int8": inference.PrecisionType.Int8}[precision]
-                config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=64, min_subgraph_size=5,
-                                              precision_mode=mode, use_static=False, use_calib_mode=False)
-        else:
-            config.disable_gpu()
-            config.set_cpu_math_library_num_threads(cpu_threads)
-            if enable_mkldnn:
-                config.enable_mkldnn()
-        config.disable_glog_info()
-        config.switch_ir_optim(True)
-        self.predictor = inference.create_predictor(config)
-        self.input_names = list(self.predictor.get_input_names())
-        self.output_names = list(self.predictor.get_output_names())
-
-    def run(self, feeds):
-        for name in self.input_names:
-            h = self.predictor.get_input_handle(name)
-            a = np.ascontiguousarray(feeds[name])
-            h.reshape(a.shape)
-            h.copy_from_cpu(a)
-        self.predictor.run()
-        return self.predictor.get_output_handle(self.output_names[0]).copy_to_cpu()
 
 
 class OrtBackend:
@@ -111,7 +76,8 @@ class RankerEngine:
         self.batch_size = batch_size
         self.pad_id = self.tokenizer.pad_token_id or 0
         if backend == "paddle":
-            self.backend = PaddleBackend(model_dir, device, cpu_threads, enable_mkldnn, use_tensorrt, precision)
+            self.backend = PaddlePredictor(model_dir, device=device, cpu_threads=cpu_threads,
+                                           enable_mkldnn=enable_mkldnn, use_tensorrt=use_tensorrt, precision=precision)
         elif backend in ("onnxruntime", "onnxruntime-int8"):
             self.backend = OrtBackend(model_dir, cpu_threads, int8=backend.endswith("int8") or precision == "int8")
         else:

@@ -76,7 +76,7 @@ class Metrics:
         self.latency = Histogram("search_request_seconds", "request latency", ["endpoint"], registry=self.registry,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
         self.pair_count = Counter("search_pairs", "pairs scored", ["model"], registry=self.registry)
-        self.batch_rows = Histogram("search_batch_rows", "rows per engine batch", ["model"], registry=self.registry,
+        self.batch_rows = Histogram("search_batch_rows", "rows scored per batching round", ["model"], registry=self.registry,
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 
     def pairs(self, model, n):

@@ -11,8 +11,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from core.args import training_parser  # noqa: E402
 from core.data import EncodedDataset, PairEncoder, collate_pairs, read_labeled_pairs, read_pairwise_train  # noqa: E402
-from core.metrics import auc  # noqa: E402
-from core.ranker import run_cli, score_pairs  # noqa: E402
+from core.evaluation import auc_evaluator  # noqa: E402
+from core.ranker import run_cli  # noqa: E402
 from core.trainer import init_device, set_seed, train  # noqa: E402
 from ernie_matching.common import build  # noqa: E402
 
@@ -48,11 +48,7 @@ def main(argv=None):
     def loss_fn(net, t):
         return net(pos_input_ids=t[0], pos_token_type_ids=t[1], neg_input_ids=t[2], neg_token_type_ids=t[3])
 
-    def evaluate(m):
-        m.eval()
-        probs = score_pairs(m.predict, tokenizer, [(r["query"], r["title"]) for r in dev_rows],
-                            args.max_seq_length, args.batch_size)
-        return auc([r["label"] for r in dev_rows], probs)
+    evaluate = auc_evaluator(tokenizer, dev_rows, args.max_seq_length, args.batch_size)
 
     meta["max_seq_length"] = args.max_seq_length
     return train(model, dataset, collate, loss_fn, args, tokenizer=tokenizer, backbone_config=config, meta=meta,
