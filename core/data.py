@@ -136,6 +136,28 @@ class PairEncoder:
         return out
 
 
+class TextEncoder:
+    """Turns single texts (with an optional prefix, e.g. e5's "query: ") into (input_ids, token_type_ids)."""
+
+    def __init__(self, tokenizer, max_seq_length=128, prefix=""):
+        self.tokenizer = tokenizer
+        self.max_seq_length = max_seq_length
+        self.prefix = prefix
+        self.fast = getattr(tokenizer, "encode_single_fast", None)
+
+    def many(self, texts, what="text"):
+        for i, t in enumerate(texts):
+            check_text(t, f"{what}[{i}]" if len(texts) > 1 else what)
+        texts = [self.prefix + t for t in texts]
+        if self.fast is not None:
+            return self.fast(texts, self.max_seq_length)
+        out = []
+        for t in texts:
+            enc = self.tokenizer(text=t, max_length=self.max_seq_length, truncation=True)
+            out.append((enc["input_ids"], enc["token_type_ids"]))
+        return out
+
+
 def pad(seqs, pad_value=0, dtype="int64"):
     """Pad a list of sequences to the longest one (dynamic padding)."""
     width = max(len(s) for s in seqs)

@@ -166,6 +166,14 @@ class E5Tokenizer(PretrainedTokenizer):
             out.append(ids)
         return out
 
+    def encode_single_fast(self, texts, max_length):
+        """(input_ids, token_type_ids) of single texts, truncated to max_length as PaddleNLP does."""
+        out = []
+        for ids in self.encode_fast(texts):
+            ids = self.build_inputs_with_special_tokens(ids[: max_length - 2])
+            out.append((ids, [0] * len(ids)))
+        return out
+
     def encode_pair_fast(self, pairs, max_length):
         """(input_ids, token_type_ids) of (a, b) pairs, truncated longest-first as PaddleNLP does."""
         a_ids = self.encode_fast([a for a, _ in pairs])

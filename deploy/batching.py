@@ -55,7 +55,7 @@ class Batcher:
                 n += len(item[0])
             rows = [row for encoded, _ in items for row in encoded]
             try:
-                scores = self.engine.score_encoded(rows)
+                scores = self.engine.run_encoded(rows)
             except Exception as e:  # hand the error to every waiting request; keep serving
                 for _, fut in items:
                     fut.set_exception(e)

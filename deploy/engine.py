@@ -16,7 +16,7 @@ import threading
 import numpy as np
 
 from core.backbone import load_tokenizer
-from core.data import PairEncoder, pad
+from core.data import PairEncoder, TextEncoder, pad
 from core.errors import DataError, ModelLoadError
 from core.inference import PaddlePredictor, model_files
 
@@ -62,8 +62,8 @@ class OrtBackend:
         return self.session.run(self.output_names[:1], {n: feeds[n] for n in self.input_names})[0]
 
 
-class RankerEngine:
-    """Tokenizer + backend for one exported ranker; thread-safe (one run at a time)."""
+class Engine:
+    """Tokenizer + backend for one exported model; thread-safe (one run at a time)."""
 
     def __init__(self, model_dir, backend="paddle", max_seq_length=128, cpu_threads=2, device="cpu",
                  enable_mkldnn=False, use_tensorrt=False, precision="fp32", batch_size=32):
@@ -71,7 +71,6 @@ class RankerEngine:
             raise ModelLoadError(f"{model_dir}: model directory not found")
         self.model_dir = model_dir
         self.tokenizer = load_tokenizer(model_dir)
-        self.encoder = PairEncoder(self.tokenizer, max_seq_length)
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size
         self.pad_id = self.tokenizer.pad_token_id or 0
@@ -88,6 +87,11 @@ class RankerEngine:
     @property
     def input_names(self):
         return list(INPUTS)
+
+    def _run(self, feeds):
+        with self.lock:
+            out = np.asarray(self.backend.run(feeds))
+        return out.reshape(len(feeds["input_ids"]), -1)
 
     def run_feeds(self, feeds):
         """Run already-tokenized int64 tensors [batch, seq]; checks names, dtype, shape and ids."""
@@ -113,23 +117,66 @@ class RankerEngine:
             raise DataError(f"input_ids must lie in [0, {self.tokenizer.vocab_size})")
         if ids.shape[1] > 512:
             raise DataError(f"sequence length {ids.shape[1]} exceeds the model's 512 positions")
-        with self.lock:
-            return np.asarray(self.backend.run(arrays)).reshape(-1)
+        return self._squeeze(self._run(arrays))
+
+    @staticmethod
+    def _squeeze(out):
+        return out.reshape(-1) if out.shape[1] == 1 else out
+
+    def run_encoded(self, encoded):
+        """Outputs of encoded rows, batched by length, each batch padded to its longest row."""
+        order = np.argsort([len(e[0]) for e in encoded], kind="mergesort")
+        out = None
+        for i in range(0, len(order), self.batch_size):
+            idx = order[i : i + self.batch_size]
+            feeds = {"input_ids": pad([encoded[j][0] for j in idx], self.pad_id),
+                     "token_type_ids": pad([encoded[j][1] for j in idx], 0)}
+            res = self._run(feeds)
+            if out is None:
+                out = np.zeros((len(encoded), res.shape[1]), dtype=np.float32)
+            out[idx] = res
+        return self._squeeze(out)
+
+
+class RankerEngine(Engine):
+    """An exported ranker: (query, title) pairs -> relevance probabilities."""
+
+    def __init__(self, model_dir, **kw):
+        super().__init__(model_dir, **kw)
+        self.encoder = PairEncoder(self.tokenizer, self.max_seq_length)
 
     def encode(self, pairs):
         return self.encoder.many(pairs)
 
     def score_encoded(self, encoded):
-        """Probabilities of encoded pairs, batched by length, each batch padded to its longest row."""
-        out = np.zeros(len(encoded), dtype=np.float32)
-        order = np.argsort([len(e[0]) for e in encoded], kind="mergesort")
-        for i in range(0, len(order), self.batch_size):
-            idx = order[i : i + self.batch_size]
-            feeds = {"input_ids": pad([encoded[j][0] for j in idx], self.pad_id),
-                     "token_type_ids": pad([encoded[j][1] for j in idx], 0)}
-            with self.lock:
-                out[idx] = np.asarray(self.backend.run(feeds)).reshape(-1)
-        return out
+        return self.run_encoded(encoded)
 
     def score(self, pairs):
-        return self.score_encoded(self.encode(pairs))
+        return self.run_encoded(self.encode(pairs))
+
+
+class EncoderEngine(Engine):
+    """An exported recall encoder: texts -> L2-normalised embeddings [n, dim].
+
+    Queries and passages get the prefixes recorded at export (e5: "query: " / "passage: ")."""
+
+    def __init__(self, model_dir, **kw):
+        super().__init__(model_dir, **kw)
+        meta = {}
+        p = os.path.join(model_dir, "ranker.json")
+        if os.path.isfile(p):
+            import json
+
+            with open(p) as f:
+                meta = json.load(f)
+        self.encoders = {kind: TextEncoder(self.tokenizer, self.max_seq_length, meta.get(f"{kind}_prefix", ""))
+                         for kind in ("query", "passage")}
+
+    def encode(self, texts, input_type="query"):
+        if input_type not in self.encoders:
+            raise DataError(f"input_type must be 'query' or 'passage', got {input_type!r}")
+        return self.encoders[input_type].many(texts, what="input")
+
+    def embed(self, texts, input_type="query"):
+        out = self.run_encoded(self.encode(texts, input_type))
+        return out.reshape(len(texts), -1)

@@ -6,6 +6,7 @@
 - Pipeline gRPC   PipelineService.inference    on rpc_port (PipelineClient.connect(['127.0.0.1:8089']))
 - General model   POST /GeneralModelService/inference   JSON or application/proto, gzip accepted
 - Rerank          POST /v1/rerank              {"query", "documents", "top_n"} -> {"results": [{"index", "relevance_score"}]}
+- Embeddings      POST /v1/embeddings          OpenAI shape, when a recall encoder (kind: encoder) is served
 - GET /health, GET /metrics (Prometheus)
 Concurrent requests to a model are batched together (see deploy/batching.py).
 """
@@ -26,7 +27,7 @@ from core.errors import DataError, PipelineError  # noqa: E402
 from deploy import protocols as P  # noqa: E402
 from deploy.batching import Batcher  # noqa: E402
 from deploy.config import ConfigError, load  # noqa: E402
-from deploy.engine import RankerEngine  # noqa: E402
+from deploy.engine import EncoderEngine, RankerEngine  # noqa: E402
 from deploy.serving_conf import load_aliases  # noqa: E402
 
 log = logging.getLogger("deploy.server")
@@ -38,21 +39,31 @@ class TooLarge(Exception):
 
 class ModelService:
     def __init__(self, cfg, metrics):
-        if cfg["kind"] != "ranker":
-            raise ConfigError(f"model '{cfg['name']}': kind '{cfg['kind']}' cannot be served yet (rankers only)")
         self.cfg = cfg
         self.name = cfg["name"]
-        self.engine = RankerEngine(cfg["model_dir"], backend=cfg["backend"], max_seq_length=cfg["max_seq_length"],
-                                   cpu_threads=cfg["cpu_threads"], batch_size=cfg["max_batch_size"])
-        self.feed_alias, self.fetch_alias = load_aliases(cfg["model_dir"])
+        self.kind = cfg["kind"]
+        cls = RankerEngine if self.kind == "ranker" else EncoderEngine
+        self.engine = cls(cfg["model_dir"], backend=cfg["backend"], max_seq_length=cfg["max_seq_length"],
+                          cpu_threads=cfg["cpu_threads"], batch_size=cfg["max_batch_size"])
+        self.feed_alias, self.fetch_alias = load_aliases(
+            cfg["model_dir"], "predict" if self.kind == "ranker" else "output_embedding")
         self.metrics = metrics
         self.batcher = Batcher(self.engine, cfg["max_batch_size"], cfg["max_wait_ms"],
                                on_batch=lambda rows, reqs: metrics.batch(self.name, rows))
 
     def score(self, pairs):
+        if self.kind != "ranker":
+            raise DataError(f"model '{self.name}' is a {self.kind}, not a ranker")
         encoded = self.engine.encode(pairs)
         self.metrics.pairs(self.name, len(pairs))
         return self.batcher.score(encoded)
+
+    def embed(self, texts, input_type="query"):
+        if self.kind != "encoder":
+            raise DataError(f"model '{self.name}' is a {self.kind}, not an encoder")
+        encoded = self.engine.encode(texts, input_type)
+        self.metrics.pairs(self.name, len(texts))
+        return np.asarray(self.batcher.score(encoded)).reshape(len(texts), -1)
 
     def run_feeds(self, named):
         feeds = {}
@@ -124,6 +135,9 @@ class Server:
                 raise DataError("no pairs: 'value' is empty")
             if len(value) > self.cfg["max_pairs_per_request"]:
                 raise DataError(f"{len(value)} pairs in one request; the limit is {self.cfg['max_pairs_per_request']}")
+            if svc.kind == "encoder":
+                emb = svc.embed([P.text_from_value(v, i) for i, v in enumerate(value)])
+                return P.pipeline_reply([svc.fetch_alias], [json.dumps(np.round(emb, 7).tolist())])
             pairs = [P.pair_from_value(v, i) for i, v in enumerate(value)]
             probs = svc.score(pairs)
             return P.pipeline_reply([svc.fetch_alias], [P.list_literal(probs)])
@@ -193,10 +207,36 @@ class Server:
         return svc.fetch_alias, svc.run_feeds(named)
 
     # --------------------------------------------------------------- rerank
+    def first(self, kind):
+        svc = next((s for s in self.services.values() if s.kind == kind), None)
+        if svc is None:
+            raise LookupError(f"no {kind} model is served (serving: {', '.join(self.services)})")
+        return svc
+
+    def embeddings(self, obj):
+        if not isinstance(obj, dict):
+            raise DataError("body must be a JSON object")
+        svc = self.service(obj["model"]) if obj.get("model") in self.services else self.first("encoder")
+        texts = obj.get("input")
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not texts:
+            raise DataError("'input' must be a string or a non-empty list of strings")
+        if len(texts) > self.cfg["max_pairs_per_request"]:
+            raise DataError(f"{len(texts)} inputs in one request; the limit is {self.cfg['max_pairs_per_request']}")
+        fmt = obj.get("encoding_format", "float")
+        if fmt != "float":
+            raise DataError(f"encoding_format {fmt!r} is not supported (use 'float')")
+        emb = svc.embed(texts, obj.get("input_type", "query"))
+        tokens = sum(len(e[0]) for e in svc.engine.encode(texts, obj.get("input_type", "query")))
+        return {"object": "list", "model": svc.name,
+                "data": [{"object": "embedding", "index": i, "embedding": [float(x) for x in v]} for i, v in enumerate(emb)],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
     def rerank(self, obj):
         if not isinstance(obj, dict):
             raise DataError("body must be a JSON object")
-        svc = self.service(obj.get("model")) if obj.get("model") in self.services else self.service(None)
+        svc = self.service(obj["model"]) if obj.get("model") in self.services else self.first("ranker")
         query = obj.get("query")
         from core.data import check_text
 
@@ -291,8 +331,9 @@ def create_app(server):
                 r = pb.Response(err_no=P.INPUT_PARAMS_ERROR, err_msg=str(e))
                 return Response(r.SerializeToString(), status_code=status, media_type="application/proto")
             return JSONResponse({"err_no": P.INPUT_PARAMS_ERROR, "err_msg": str(e)}, status_code=status)
-        probs = [float(v) for v in probs]
-        shape = [len(probs)]
+        probs = np.asarray(probs, dtype=np.float32)
+        shape = list(probs.shape)
+        probs = [float(v) for v in probs.reshape(-1)]
         if is_proto:
             from deploy.proto import general_model_service_pb2 as pb
 
@@ -313,6 +354,19 @@ def create_app(server):
         try:
             obj = P.parse_json(P.decode_utf8(await read_body(request)))
             return JSONResponse(await run_in_threadpool(server.rerank, obj))
+        except TooLarge as e:
+            return JSONResponse({"error": str(e)}, status_code=413)
+        except PipelineError as e:
+            return JSONResponse({"error": str(e)}, status_code=400)
+        except LookupError as e:
+            return JSONResponse({"error": str(e)}, status_code=404)
+
+    @app.post("/v1/embeddings")
+    @timed("embeddings")
+    async def embeddings(request: Request):
+        try:
+            obj = P.parse_json(P.decode_utf8(await read_body(request)))
+            return JSONResponse(await run_in_threadpool(server.embeddings, obj))
         except TooLarge as e:
             return JSONResponse({"error": str(e)}, status_code=413)
         except PipelineError as e:

@@ -41,6 +41,11 @@ def served(tmp_path_factory, tiny_model):
     export_static(model, exported)
     tokenizer.save_pretrained(exported)
     to_onnx(exported, quantize_int8=True)
+    from recall.model import build as build_encoder
+    from recall.model import export as export_encoder
+
+    enc_model, enc_tok, _, enc_meta = build_encoder(tiny_model, pooling="mean")
+    export_encoder(enc_model, enc_tok, enc_meta, str(d / "encoder"))
     run(["deploy/export_to_serving.py", "--dirname", exported, "--server_path", str(d / "serving_server"),
          "--client_path", str(d / "serving_client"), "--fetch_alias_names", "predict"])
     http, rpc = free_port(), free_port()
@@ -62,6 +67,11 @@ models:
     backend: onnxruntime
     max_seq_length: 32
     cpu_threads: 1
+  - name: encoder
+    model_dir: encoder
+    kind: encoder
+    max_seq_length: 32
+    cpu_threads: 1
 """)
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
     log = open(d / "server.log", "w")
@@ -80,7 +90,10 @@ models:
     from deploy.engine import RankerEngine
 
     engine = RankerEngine(str(d / "serving_server"), max_seq_length=32, cpu_threads=1)
-    yield {"base": base, "rpc": f"127.0.0.1:{rpc}", "http_port": http, "engine": engine, "dir": d, "proc": proc,
+    from deploy.engine import EncoderEngine
+
+    encoder = EncoderEngine(str(d / "encoder"), max_seq_length=32, cpu_threads=1)
+    yield {"encoder": encoder, "base": base, "rpc": f"127.0.0.1:{rpc}", "http_port": http, "engine": engine, "dir": d, "proc": proc,
            "exported": exported}
     proc.terminate()
     proc.wait(timeout=30)
@@ -311,3 +324,23 @@ def test_our_clients(served):
         assert np.allclose(infer(served["base"], req, proto=proto, compress=proto), want, atol=1e-5)
     err, msg, scores = PipelineRpcClient(served["rpc"]).predict(PAIRS, service="nope")
     assert err != 0 and "no service named 'nope'" in msg
+
+
+def test_embeddings_openai_shape_and_pipeline(served):
+    texts = [q for q, _ in PAIRS]
+    want = served["encoder"].embed(texts)
+    assert np.allclose(np.linalg.norm(want, axis=1), 1.0, atol=1e-5)
+    r = requests.post(served["base"] + "/v1/embeddings", json={"input": texts, "model": "encoder"}, timeout=60).json()
+    got = np.array([d["embedding"] for d in sorted(r["data"], key=lambda d: d["index"])])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert r["object"] == "list" and r["usage"]["total_tokens"] > len(texts)
+    single = requests.post(served["base"] + "/v1/embeddings", json={"input": texts[0]}, timeout=60).json()
+    np.testing.assert_allclose(single["data"][0]["embedding"], want[0], atol=1e-5)
+    p = pipeline_http(served, texts, name="encoder").json()
+    assert p["err_no"] == 0 and p["key"] == ["output_embedding"]
+    np.testing.assert_allclose(np.array(json.loads(p["value"][0])), want, atol=1e-5)
+    bad = requests.post(served["base"] + "/v1/embeddings", json={"input": ["ok", " "]}, timeout=60)
+    assert bad.status_code == 400 and "input[1] is empty" in bad.json()["error"]
+    wrong = requests.post(served["base"] + "/v1/rerank", json={"model": "encoder", "query": "q", "documents": ["d"]},
+                          timeout=60)
+    assert wrong.status_code == 400 and "not a ranker" in wrong.json()["error"]
