@@ -31,7 +31,9 @@ def to_onnx(model_dir, opset=13, quantize_int8=False):
 
     graph, params = model_files(model_dir)
     out = os.path.join(model_dir, ONNX_FILE)
-    paddle2onnx.export(graph, params, save_file=out, opset_version=opset, enable_onnx_checker=True)
+    # optimize_tool: paddle2onnx's default (polygraphy) pip-installs packages at run time; onnxoptimizer is pinned
+    paddle2onnx.export(graph, params, save_file=out, opset_version=opset, enable_onnx_checker=True,
+                       optimize_tool="onnxoptimizer")
     paths = [out]
     if quantize_int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
