@@ -1,5 +1,8 @@
 """Server configuration (YAML), modelled on Paddle Serving's config_nlp.yml.
 
+A Paddle Serving config_nlp.yml itself is accepted too: every `op` whose
+`local_service_conf.model_config` names a serving_server/ directory becomes a ranker of that name.
+
     http_port: 8090          # Pipeline HTTP, General model HTTP, /v1/*, /health, /metrics
     rpc_port: 8089           # Pipeline gRPC (PipelineClient.connect(['127.0.0.1:8089'])); 0/absent = off
     worker_num: 4            # gRPC worker threads
@@ -47,9 +50,23 @@ def load(path):
     return from_dict(raw, os.path.dirname(os.path.abspath(path)), path)
 
 
+def _from_paddle_serving(raw):
+    """Paddle Serving's own config_nlp.yml: each `op` with `local_service_conf.model_config` is a ranker."""
+    models = []
+    for name, op in (raw.get("op") or {}).items():
+        conf = (op or {}).get("local_service_conf") or {}
+        if conf.get("model_config"):
+            models.append({"name": name, "model_dir": conf["model_config"], "kind": "ranker"})
+    out = {k: v for k, v in raw.items() if k in ("http_port", "rpc_port", "worker_num")}
+    out["models"] = models
+    return out
+
+
 def from_dict(raw, base_dir=".", where="config"):
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level")
+    if "models" not in raw and "op" in raw:
+        raw = _from_paddle_serving(raw)
     cfg = {
         "http_port": _int(raw, "http_port", 8090, where),
         "rpc_port": _int(raw, "rpc_port", 0, where),

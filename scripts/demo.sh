@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/env.sh
 WORK=${WORK:-work_dirs/demo}
-STEPS=${STEPS:-60}
+STEPS=${STEPS:-50}
 BATCH=${BATCH:-16}
 mkdir -p "$WORK"
 

@@ -344,3 +344,18 @@ def test_embeddings_openai_shape_and_pipeline(served):
     wrong = requests.post(served["base"] + "/v1/rerank", json={"model": "encoder", "query": "q", "documents": ["d"]},
                           timeout=60)
     assert wrong.status_code == 400 and "not a ranker" in wrong.json()["error"]
+
+
+def test_paddle_serving_config_nlp_yml_is_accepted(tmp_path):
+    from deploy.config import ConfigError, from_dict
+
+    cfg = from_dict({"worker_num": 20, "http_port": 8088, "rpc_port": 8089, "dag": {"is_thread_op": False},
+                     "op": {"ernie": {"concurrency": 1, "local_service_conf": {
+                         "client_type": "local_predictor", "device_type": 1, "fetch_list": ["predict"],
+                         "model_config": "../../serving_server/"}}}}, base_dir=str(tmp_path))
+    assert cfg["http_port"] == 8088 and cfg["rpc_port"] == 8089 and cfg["worker_num"] == 20
+    assert [m["name"] for m in cfg["models"]] == ["ernie"] and cfg["models"][0]["kind"] == "ranker"
+    with pytest.raises(ConfigError, match="kind must be one of"):
+        from_dict({"models": [{"name": "a", "model_dir": "x", "kind": "ocr"}]})
+    with pytest.raises(ConfigError, match="'models' must list at least one model"):
+        from_dict({"http_port": 1})
