@@ -20,7 +20,7 @@ def machine():
     flags = ""
     try:
         text = open("/proc/cpuinfo").read()
-        flags = ",".join(f for f in ("avx2", "avx512f") if f" {f}" in text)
+        flags = ",".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f" {f}" in text)
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "cpu_flags": flags, "python": platform.python_version(),

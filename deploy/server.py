@@ -348,12 +348,11 @@ def create_app(server):
         data, headers = P.maybe_gzip(json.dumps(reply).encode(), request.headers.get("accept-encoding"))
         return Response(data, media_type="application/json", headers=headers)
 
-    @app.post("/v1/rerank")
-    @timed("rerank")
-    async def rerank(request: Request):
+    async def json_api(request, handler):
+        """/v1/* endpoints: JSON in, JSON out; 400/404/413 with {"error": ...} on bad requests."""
         try:
             obj = P.parse_json(P.decode_utf8(await read_body(request)))
-            return JSONResponse(await run_in_threadpool(server.rerank, obj))
+            return JSONResponse(await run_in_threadpool(handler, obj))
         except TooLarge as e:
             return JSONResponse({"error": str(e)}, status_code=413)
         except PipelineError as e:
@@ -361,18 +360,15 @@ def create_app(server):
         except LookupError as e:
             return JSONResponse({"error": str(e)}, status_code=404)
 
+    @app.post("/v1/rerank")
+    @timed("rerank")
+    async def rerank(request: Request):
+        return await json_api(request, server.rerank)
+
     @app.post("/v1/embeddings")
     @timed("embeddings")
     async def embeddings(request: Request):
-        try:
-            obj = P.parse_json(P.decode_utf8(await read_body(request)))
-            return JSONResponse(await run_in_threadpool(server.embeddings, obj))
-        except TooLarge as e:
-            return JSONResponse({"error": str(e)}, status_code=413)
-        except PipelineError as e:
-            return JSONResponse({"error": str(e)}, status_code=400)
-        except LookupError as e:
-            return JSONResponse({"error": str(e)}, status_code=404)
+        return await json_api(request, server.embeddings)
 
     @app.post("/{name}/prediction")
     @timed("pipeline_http")
