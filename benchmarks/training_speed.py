@@ -6,8 +6,10 @@ Every run trains the same architecture (BERT 12 layers x 384, mean pooling, Line
 margin ranking loss, AdamW) on the same batches: 16 real KUAKE-QTR triples = 32 (query, title)
 pairs per step, padded/truncated to 48 tokens (the shape of DESIGN.md's first measurement). Each
 setting runs in a fresh process; the figure is the median over repeats of pairs/s (fwd + bwd +
-optimizer step). A last Paddle row uses the real pipeline input: batches padded only to their
-longest row (dynamic padding), which is what train_pairwise.py does.
+optimizer step). Paddle's CPU kernels use Intel MKL, which on AMD CPUs picks a slow generic
+path unless MKL_DEBUG_CPU_TYPE=5 (set by core/__init__.py); both are measured. A last Paddle row
+uses the real pipeline input: batches padded only to their longest row (dynamic padding), which is
+what train_pairwise.py does.
 PyTorch (torch 2.13 CPU + transformers) runs in .venv-bench (scripts/bench_setup.sh).
 Writes benchmarks/results/training_speed.{md,json}.
 """
@@ -24,12 +26,15 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
+SLOW_MKL = {"MKL_DEBUG_CPU_TYPE": "0"}  # MKL's default dispatch (its generic path on AMD CPUs)
+FAST = {"OMP_NUM_THREADS": "2", "MKL_DEBUG_CPU_TYPE": "5"}
 SETTINGS = [
     # name, env, options
-    ("paddle, threads unset", {}, {}),
-    ("paddle, OMP_NUM_THREADS=2", {"OMP_NUM_THREADS": "2"}, {}),
-    ("paddle, OMP_NUM_THREADS=2, to_static", {"OMP_NUM_THREADS": "2"}, {"to_static": True}),
-    ("paddle, OMP_NUM_THREADS=2, dynamic padding", {"OMP_NUM_THREADS": "2"}, {"dynamic": True}),
+    ("paddle, threads unset, MKL default dispatch", dict(SLOW_MKL), {}),
+    ("paddle, OMP_NUM_THREADS=2, MKL default dispatch", dict(SLOW_MKL, OMP_NUM_THREADS="2"), {}),
+    ("paddle, OMP_NUM_THREADS=2, MKL_DEBUG_CPU_TYPE=5", FAST, {}),
+    ("paddle, OMP_NUM_THREADS=2, MKL_DEBUG_CPU_TYPE=5, to_static", FAST, {"to_static": True}),
+    ("paddle, OMP_NUM_THREADS=2, MKL_DEBUG_CPU_TYPE=5, dynamic padding", FAST, {"dynamic": True}),
 ]
 
 
@@ -125,7 +130,7 @@ def main():
         spec = {"batches": base + (".dynamic.npz" if opts.get("dynamic") else ".fixed.npz"), "n_batches": args.steps,
                 "repeats": args.repeats, "out": out, **opts}
         json.dump(spec, open(os.path.join(args.work_dir, "spec.json"), "w"))
-        e = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+        e = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_DEBUG_CPU_TYPE")}
         e.update(env, PYTHONPATH=ROOT, GLOG_minloglevel="2")
         r = subprocess.run([sys.executable, __file__, "--worker", os.path.join(args.work_dir, "spec.json")], env=e,
                            capture_output=True, text=True)

@@ -99,3 +99,35 @@ def mrr(queries, labels, scores, k=None, relevant=1):
                 break
         values.append(rr)
     return float(np.mean(values)) if values else 0.0
+
+
+def recall_at_k(retrieved, relevant, ks=(1, 5, 10, 20, 50)):
+    """Recall@k over every query: the share of a query's relevant documents found in its top k,
+    averaged over all queries (a query with nothing retrieved counts 0; several relevant
+    documents per query are allowed). retrieved: ranked id lists; relevant: id collections."""
+    if len(retrieved) != len(relevant):
+        raise ValueError(f"recall_at_k: {len(retrieved)} result lists for {len(relevant)} queries")
+    out = {}
+    for k in ks:
+        values = []
+        for ranked, rel in zip(retrieved, relevant):
+            rel = set(rel)
+            if not rel:
+                raise ValueError("recall_at_k: a query has no relevant document")
+            values.append(len(rel & set(list(ranked)[:k])) / len(rel))
+        out[k] = float(np.mean(values)) if values else 0.0
+    return out
+
+
+def mrr_at_k(retrieved, relevant, k=10):
+    """Mean reciprocal rank of the first relevant document within the top k, over every query."""
+    values = []
+    for ranked, rel in zip(retrieved, relevant):
+        rel = set(rel)
+        rr = 0.0
+        for i, doc in enumerate(list(ranked)[:k], start=1):
+            if doc in rel:
+                rr = 1.0 / i
+                break
+        values.append(rr)
+    return float(np.mean(values)) if values else 0.0

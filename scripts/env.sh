@@ -24,3 +24,5 @@ run_py() {
     "$PYTHON" -u "$@"
   fi
 }
+# MKL's fast code paths on AMD CPUs (see core/__init__.py); no effect on Intel
+export MKL_DEBUG_CPU_TYPE="${MKL_DEBUG_CPU_TYPE:-5}"

@@ -62,3 +62,26 @@ def test_mrr_counts_every_query():
     assert mrr(queries, labels, scores) == pytest.approx((0.5 + 1.0 + 0.0) / 3)
     assert mrr(queries, labels, scores, k=1) == pytest.approx(1.0 / 3)
     assert not math.isnan(ndcg_at_k(["x"], [0], [0.3]))
+
+
+def test_recall_at_k_and_mrr_at_k_count_every_query():
+    from core.metrics import mrr_at_k, recall_at_k
+
+    rng = np.random.RandomState(3)
+    retrieved, relevant = [], []
+    for _ in range(40):
+        ranked = list(rng.permutation(30)[: rng.randint(0, 25)])  # some queries retrieve few or nothing
+        rel = set(rng.choice(30, rng.randint(1, 4), replace=False).tolist())
+        retrieved.append(ranked)
+        relevant.append(rel)
+    got = recall_at_k(retrieved, relevant, ks=(1, 5, 20))
+    for k in (1, 5, 20):
+        brute = sum(sum(1 for d in rel if d in ranked[:k]) / len(rel) for ranked, rel in zip(retrieved, relevant)) / 40
+        assert got[k] == pytest.approx(brute)
+    brute_mrr = 0.0
+    for ranked, rel in zip(retrieved, relevant):
+        hits = [i for i, d in enumerate(ranked[:10], start=1) if d in rel]
+        brute_mrr += 1.0 / hits[0] if hits else 0.0
+    assert mrr_at_k(retrieved, relevant, 10) == pytest.approx(brute_mrr / 40)
+    with pytest.raises(ValueError, match="no relevant document"):
+        recall_at_k([[1]], [set()])
