@@ -26,7 +26,22 @@ class PairwiseMatching(nn.Layer):
         return F.sigmoid(self.logit(input_ids, token_type_ids))
 
     def forward(self, pos_input_ids, neg_input_ids, pos_token_type_ids=None, neg_token_type_ids=None):
-        pos = self.predict(pos_input_ids, pos_token_type_ids)
-        neg = self.predict(neg_input_ids, neg_token_type_ids)
+        # one backbone pass over [pos; neg] (padded to a common length; padding is masked out)
+        # costs less than two passes of half the batch
+        if pos_token_type_ids is None:
+            pos_token_type_ids = paddle.zeros_like(pos_input_ids)
+        if neg_token_type_ids is None:
+            neg_token_type_ids = paddle.zeros_like(neg_input_ids)
+        width = max(pos_input_ids.shape[1], neg_input_ids.shape[1])
+
+        def widen(x, value):
+            extra = width - x.shape[1]
+            return x if extra == 0 else paddle.concat([x, paddle.full([x.shape[0], extra], value, x.dtype)], axis=1)
+
+        ids = paddle.concat([widen(pos_input_ids, self.pad_token_id), widen(neg_input_ids, self.pad_token_id)])
+        types = paddle.concat([widen(pos_token_type_ids, 0), widen(neg_token_type_ids, 0)])
+        probs = self.predict(ids, types)
+        half = pos_input_ids.shape[0]
+        pos, neg = probs[:half], probs[half:]
         labels = paddle.ones_like(pos)
         return F.margin_ranking_loss(pos, neg, labels, margin=self.margin)
