@@ -34,8 +34,9 @@ def graded_labels(kuake_dir, pairs):
 
 def train_and_score(kind, args, dev_pairs):
     save = os.path.join(args.work_dir, kind)
+    lr = args.pairwise_learning_rate if kind == "pairwise" and args.pairwise_learning_rate else args.learning_rate
     common = ["--model_name_or_path", args.model_name_or_path, "--save_dir", save, "--batch_size",
-              str(args.batch_size), "--learning_rate", str(args.learning_rate), "--warmup_proportion", "0.1",
+              str(args.batch_size), "--learning_rate", str(lr), "--warmup_proportion", "0.1",
               "--max_seq_length", str(args.max_seq_length), "--eval_step", "0", "--save_step", "100",
               "--logging_steps", "10", "--epochs", "1", "--weight_decay", "0.01"]
     t0 = time.time()
@@ -65,7 +66,7 @@ def train_and_score(kind, args, dev_pairs):
     engine = RankerEngine(export_dir, max_seq_length=args.max_seq_length, cpu_threads=2)
     scores = engine.score(dev_pairs)
     info = {"steps": result["global_step"], "batch_size": args.batch_size, "pairs_per_step": pairs_per_step,
-            "max_seq_length": args.max_seq_length, "learning_rate": args.learning_rate,
+            "max_seq_length": args.max_seq_length, "learning_rate": lr,
             "train_seconds": round(train_time, 1), "score_seconds": round(time.time() - t1, 1),
             "final_loss": result["last_loss"]}
     return scores, info
@@ -80,9 +81,12 @@ def main():
     p.add_argument("--ce_steps", type=int, default=300)
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--learning_rate", type=float, default=5e-5)
+    p.add_argument("--pairwise_learning_rate", type=float, default=None, help="default: --learning_rate")
     p.add_argument("--max_seq_length", type=int, default=64)
     p.add_argument("--systems", default="char_jaccard,bm25,zero_shot_e5,cross_encoder,pairwise")
     p.add_argument("--work_dir", default=os.path.join(ROOT, "work_dirs", "ranking_quality"))
+    p.add_argument("--reuse", default="", help="comma-separated trained systems to score from the exports of a "
+                   "previous run in --work_dir instead of training them again (e.g. cross_encoder)")
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     args = p.parse_args()
     systems = args.systems.split(",")
@@ -103,8 +107,18 @@ def main():
 
         scores["zero_shot_e5"] = e5_cosine_scores(pairs, load_backbone("multilingual-e5-small"),
                                                   load_tokenizer("multilingual-e5-small"))
+    previous = {}
+    prev_file = os.path.join(args.out, "ranking_quality.json")
+    if args.reuse and os.path.isfile(prev_file):
+        previous = json.load(open(prev_file)).get("trained", {})
     for kind in ("cross_encoder", "pairwise"):
-        if kind in systems:
+        if kind in systems and kind in args.reuse.split(",") and kind in previous:
+            from deploy.engine import RankerEngine
+
+            engine = RankerEngine(os.path.join(args.work_dir, kind + "_export"), max_seq_length=args.max_seq_length)
+            scores[kind], trained[kind] = engine.score(pairs), dict(previous[kind], reused_from_previous_run=True)
+            print(f"{kind}: dev auc {auc(labels, scores[kind]):.4f} (exported model of the previous run)", flush=True)
+        elif kind in systems:
             scores[kind], trained[kind] = train_and_score(kind, args, pairs)
             print(f"{kind}: dev auc {auc(labels, scores[kind]):.4f}", flush=True)
 
