@@ -58,10 +58,11 @@ class ModelService:
         self.metrics.pairs(self.name, len(pairs))
         return self.batcher.score(encoded)
 
-    def embed(self, texts, input_type="query"):
+    def embed(self, texts, input_type="query", encoded=None):
         if self.kind != "encoder":
             raise DataError(f"model '{self.name}' is a {self.kind}, not an encoder")
-        encoded = self.engine.encode(texts, input_type)
+        if encoded is None:
+            encoded = self.engine.encode(texts, input_type)
         self.metrics.pairs(self.name, len(texts))
         return np.asarray(self.batcher.score(encoded)).reshape(len(texts), -1)
 
@@ -227,8 +228,11 @@ class Server:
         fmt = obj.get("encoding_format", "float")
         if fmt != "float":
             raise DataError(f"encoding_format {fmt!r} is not supported (use 'float')")
-        emb = svc.embed(texts, obj.get("input_type", "query"))
-        tokens = sum(len(e[0]) for e in svc.engine.encode(texts, obj.get("input_type", "query")))
+        if svc.kind != "encoder":
+            raise DataError(f"model '{svc.name}' is a {svc.kind}, not an encoder")
+        encoded = svc.engine.encode(texts, obj.get("input_type", "query"))
+        emb = svc.embed(texts, encoded=encoded)
+        tokens = sum(len(e[0]) for e in encoded)
         return {"object": "list", "model": svc.name,
                 "data": [{"object": "embedding", "index": i, "embedding": [float(x) for x in v]} for i, v in enumerate(emb)],
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
