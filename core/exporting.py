@@ -22,7 +22,7 @@ def export_main(build, description, argv=None):
     with open(os.path.join(args.output_path, "ranker.json"), "w") as f:
         json.dump(meta, f, indent=1)
     if args.onnx or args.int8:
-        from deploy.engine import to_onnx
+        from core.inference import to_onnx
 
         to_onnx(args.output_path, quantize_int8=args.int8)
     files = sorted(f for f in os.listdir(args.output_path) if f.startswith("inference"))

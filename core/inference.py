@@ -5,6 +5,9 @@ import numpy as np
 
 from .errors import ModelLoadError
 
+ONNX_FILE = "inference.onnx"
+ONNX_INT8_FILE = "inference.int8.onnx"
+
 
 def model_files(model_dir, prefix="inference"):
     params = os.path.join(model_dir, prefix + ".pdiparams")
@@ -57,3 +60,22 @@ class PaddlePredictor:
             handle.copy_from_cpu(arr)
         self.predictor.run()
         return self.predictor.get_output_handle(self.output_names[0]).copy_to_cpu()
+
+
+def to_onnx(model_dir, opset=13, quantize_int8=False):
+    """Convert model_dir/inference.* to ONNX (and optionally a dynamic int8 copy). Returns the paths."""
+    import paddle2onnx
+
+    graph, params = model_files(model_dir)
+    out = os.path.join(model_dir, ONNX_FILE)
+    # optimize_tool: paddle2onnx's default (polygraphy) pip-installs packages at run time; onnxoptimizer is pinned
+    paddle2onnx.export(graph, params, save_file=out, opset_version=opset, enable_onnx_checker=True,
+                       optimize_tool="onnxoptimizer")
+    paths = [out]
+    if quantize_int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        q = os.path.join(model_dir, ONNX_INT8_FILE)
+        quantize_dynamic(out, q, weight_type=QuantType.QInt8)
+        paths.append(q)
+    return paths

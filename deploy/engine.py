@@ -18,30 +18,9 @@ import numpy as np
 from core.backbone import load_tokenizer
 from core.data import PairEncoder, TextEncoder, pad
 from core.errors import DataError, ModelLoadError
-from core.inference import PaddlePredictor, model_files
+from core.inference import ONNX_FILE, ONNX_INT8_FILE, PaddlePredictor, to_onnx  # noqa: F401  (to_onnx re-exported)
 
 INPUTS = ("input_ids", "token_type_ids")
-ONNX_FILE = "inference.onnx"
-ONNX_INT8_FILE = "inference.int8.onnx"
-
-
-def to_onnx(model_dir, opset=13, quantize_int8=False):
-    """Convert model_dir/inference.* to ONNX (and optionally a dynamic int8 copy). Returns the paths."""
-    import paddle2onnx
-
-    graph, params = model_files(model_dir)
-    out = os.path.join(model_dir, ONNX_FILE)
-    # optimize_tool: paddle2onnx's default (polygraphy) pip-installs packages at run time; onnxoptimizer is pinned
-    paddle2onnx.export(graph, params, save_file=out, opset_version=opset, enable_onnx_checker=True,
-                       optimize_tool="onnxoptimizer")
-    paths = [out]
-    if quantize_int8:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        q = os.path.join(model_dir, ONNX_INT8_FILE)
-        quantize_dynamic(out, q, weight_type=QuantType.QInt8)
-        paths.append(q)
-    return paths
 
 
 class OrtBackend:

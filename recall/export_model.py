@@ -26,7 +26,7 @@ def main(argv=None):
                                       output_emb_size=args.output_emb_size)
     out = export(model, tokenizer, meta, args.output_path)
     if args.onnx:
-        from deploy.engine import to_onnx
+        from core.inference import to_onnx
 
         to_onnx(out)
     print(f"exported the recall encoder to {out}")
