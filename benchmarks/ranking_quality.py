@@ -58,7 +58,7 @@ def train_and_score(kind, args, dev_pairs):
         pairs_per_step = args.batch_size
     train_time = time.time() - t0
     from core.exporting import export_main
-    from deploy.engine import RankerEngine
+    from core.engine import RankerEngine
 
     export_dir = os.path.join(args.work_dir, kind + "_export")
     export_main(build, "", ["--params_path", result["last_checkpoint"], "--output_path", export_dir])
@@ -113,7 +113,7 @@ def main():
         previous = json.load(open(prev_file)).get("trained", {})
     for kind in ("cross_encoder", "pairwise"):
         if kind in systems and kind in args.reuse.split(",") and kind in previous:
-            from deploy.engine import RankerEngine
+            from core.engine import RankerEngine
 
             engine = RankerEngine(os.path.join(args.work_dir, kind + "_export"), max_seq_length=args.max_seq_length)
             scores[kind], trained[kind] = engine.score(pairs), dict(previous[kind], reused_from_previous_run=True)

@@ -60,7 +60,7 @@ def export(args):
 
 
 def engine_speeds(export_dir, pairs, args):
-    from deploy.engine import RankerEngine
+    from core.engine import RankerEngine
 
     speeds, engines = {}, {}
     for backend in ("paddle", "onnxruntime", "onnxruntime-int8"):

@@ -99,6 +99,12 @@ def read_pairs(path):
     return rows
 
 
+def read_corpus(path):
+    """One text per line (PaddleNLP recall/corpus.csv). Blank lines are skipped; a line with a tab is
+    an error naming the file and line."""
+    return [r["text"] for r in read_tsv(path, ("text",))]
+
+
 def check_text(text, what="text"):
     """Reject non-string, empty or whitespace-only texts with a message naming `what`."""
     if not isinstance(text, str):

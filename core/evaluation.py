@@ -69,7 +69,7 @@ def evaluate_main(build, description, argv=None):
     add_eval_args(p)
     args = p.parse_args(argv)
     if args.model_dir:
-        from deploy.engine import RankerEngine
+        from core.engine import RankerEngine
 
         threads = args.cpu_threads or int(os.environ.get("OMP_NUM_THREADS", "2"))
         engine = RankerEngine(args.model_dir, backend=args.backend, max_seq_length=args.max_seq_length,

@@ -19,6 +19,39 @@ def model_files(model_dir, prefix="inference"):
                          f"and {prefix}.pdiparams; run export_model.py first)")
 
 
+def name_output(model_dir, name, prefix="inference"):
+    """Give the first output of an exported PIR graph a name (paddle.jit.save calls it fetch_name_0).
+
+    Paddle Inference and paddle2onnx then report `name`, as PaddleNLP's exported models do."""
+    import json
+
+    path = os.path.join(model_dir, prefix + ".json")
+    with open(path, encoding="utf-8") as f:
+        graph = json.load(f)
+    renamed = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("#") == "1.fetch":
+                for a in node.get("A", []):
+                    if a.get("N") == "name" and a["AT"].get("D") == "fetch_name_0":
+                        a["AT"]["D"] = name
+                        renamed.append(name)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(graph)
+    if renamed:
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(graph, f, separators=(",", ":"))
+        os.replace(tmp, path)
+    return bool(renamed)
+
+
 class PaddlePredictor:
     """Runs a static graph with named int64 inputs; returns the first output as numpy.
 

@@ -65,13 +65,15 @@ class _Interrupted(Exception):
 
 
 def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_config=None, meta=None,
-          evaluate=None, metric_name="auc", rank=0, world_size=1, amp_scale=None):
+          evaluate=None, metric_name="auc", rank=0, world_size=1, amp_scale=None, save_model=None):
     """Train `model` on `dataset` (indexable, items fed to `collate`).
 
     loss_fn(model_or_dp, tensors) -> scalar loss. evaluate(model) -> float (higher is better).
     args needs: batch_size, epochs, learning_rate, weight_decay, warmup_proportion, seed,
     logging_steps, eval_step, save_step, save_dir, init_from_ckpt, max_steps (optional).
     amp_scale: run forward passes under paddle.amp.auto_cast with a GradScaler (GPU).
+    save_model: the layer whose weights checkpoints hold (default `model`; e.g. the encoder
+    inside a training-loss wrapper), also the one `--init_from_ckpt` loads and `evaluate` gets.
     Returns dict(global_step, last_loss, losses, best_metric, last_checkpoint).
     """
     import paddle
@@ -88,9 +90,10 @@ def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_co
                                        weight_decay=args.weight_decay,
                                        apply_decay_param_fun=lambda x: x in decay_params)
 
+    kept = save_model if save_model is not None else model
     global_step = 0
     if args.init_from_ckpt:
-        loaded = checkpoint.load_params(model, args.init_from_ckpt)
+        loaded = checkpoint.load_params(kept, args.init_from_ckpt)
         state, opt_file = checkpoint.load_state(args.init_from_ckpt)
         if state is not None:
             optimizer.set_state_dict(paddle.load(opt_file))
@@ -105,7 +108,7 @@ def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_co
 
     def save(step, epoch, batch, name=None):
         d = os.path.join(args.save_dir, name or f"model_{step}")
-        checkpoint.save(d, model, tokenizer=tokenizer, backbone_config=backbone_config, optimizer=optimizer,
+        checkpoint.save(d, kept, tokenizer=tokenizer, backbone_config=backbone_config, optimizer=optimizer,
                         state={"global_step": step, "epoch": epoch, "batch": batch, "total_steps": total_steps},
                         meta=meta)
         return d
@@ -161,7 +164,7 @@ def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_co
                           flush=True)
                     tic, tic_step = time.time(), global_step
                 if rank == 0 and evaluate is not None and args.eval_step > 0 and global_step % args.eval_step == 0:
-                    value = evaluate(model)
+                    value = evaluate(kept)
                     model.train()
                     print(f"eval_dev {metric_name}:{value:.4f}", flush=True)
                     if value > best:

@@ -17,6 +17,15 @@ A Paddle Serving config_nlp.yml itself is accepted too: every `op` whose
         max_seq_length: 64   # longer (query, title) pairs are truncated, longest text first
         cpu_threads: 2
         batching: {max_batch_size: 32, max_wait_ms: 5}
+    search:                  # optional: end-to-end search, POST /search and Pipeline service "search"
+      encoder: recall        # a kind: encoder model above (embeds the query)
+      ranker: ranker         # a kind: ranker model above (re-ranks the recalled titles); null: recall order
+      milvus_uri: ../work_dirs/milvus.db   # Milvus Lite path (relative to this file) or http://host:19530
+      collection: kuake_titles
+      recall_num: 50         # titles recalled per query before re-ranking
+      top_k: 10              # default number of results
+      milvus_port: 0         # > 0: serve the Milvus Lite database on this port (Milvus gRPC), so that
+                             # other processes (run_system.py, a rebuild) can use --milvus_uri http://127.0.0.1:PORT
 """
 import os
 
@@ -104,8 +113,31 @@ def from_dict(raw, base_dir=".", where="config"):
             "max_batch_size": _int(batching, "max_batch_size", 32, w, 1),
             "max_wait_ms": _int(batching, "max_wait_ms", 5, w, 0),
         })
+    cfg["search"] = _search(raw.get("search"), cfg["models"], base_dir, where)
     rankers = [m["name"] for m in cfg["models"] if m["kind"] == "ranker"]
     cfg["general_model"] = raw.get("general_model") or (rankers[0] if rankers else cfg["models"][0]["name"])
     if cfg["general_model"] not in names:
         raise ConfigError(f"{where}: general_model '{cfg['general_model']}' is not one of the models")
     return cfg
+
+
+def _search(raw, models, base_dir, where):
+    if raw is None:
+        return None
+    w = f"{where}: search"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{w}: expected a mapping")
+    kinds = {m["name"]: m["kind"] for m in models}
+    enc = raw.get("encoder")
+    if kinds.get(enc) != "encoder":
+        raise ConfigError(f"{w}: 'encoder' must name a model of kind encoder, got {enc!r}")
+    ranker = raw.get("ranker")
+    if ranker is not None and kinds.get(ranker) != "ranker":
+        raise ConfigError(f"{w}: 'ranker' must name a model of kind ranker (or be null), got {ranker!r}")
+    uri = str(raw.get("milvus_uri") or "milvus.db")
+    if "://" not in uri and not os.path.isabs(uri):
+        uri = os.path.normpath(os.path.join(base_dir, uri))
+    return {"name": str(raw.get("name", "search")), "encoder": enc, "ranker": ranker, "milvus_uri": uri,
+            "milvus_token": raw.get("milvus_token"), "collection": str(raw.get("collection", "kuake_titles")),
+            "recall_num": _int(raw, "recall_num", 50, w, 1), "top_k": _int(raw, "top_k", 10, w, 1),
+            "milvus_port": _int(raw, "milvus_port", 0, w)}

@@ -7,6 +7,8 @@
 - General model   POST /GeneralModelService/inference   JSON or application/proto, gzip accepted
 - Rerank          POST /v1/rerank              {"query", "documents", "top_n"} -> {"results": [{"index", "relevance_score"}]}
 - Embeddings      POST /v1/embeddings          OpenAI shape, when a recall encoder (kind: encoder) is served
+- Search          POST /search                 {"query", "top_k"} -> recall from Milvus, re-rank, ranked results;
+                  also the Pipeline service "search" (HTTP /search/prediction and gRPC), value = query texts
 - GET /health, GET /metrics (Prometheus)
 Concurrent requests to a model are batched together (see deploy/batching.py).
 """
@@ -24,10 +26,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from core.errors import DataError, PipelineError  # noqa: E402
+from core.index import IndexError_  # noqa: E402
 from deploy import protocols as P  # noqa: E402
 from deploy.batching import Batcher  # noqa: E402
 from deploy.config import ConfigError, load  # noqa: E402
-from deploy.engine import EncoderEngine, RankerEngine  # noqa: E402
+from core.engine import EncoderEngine, RankerEngine  # noqa: E402
 from deploy.serving_conf import load_aliases  # noqa: E402
 
 log = logging.getLogger("deploy.server")
@@ -111,6 +114,33 @@ class Server:
         self.services = {m["name"]: ModelService(m, self.metrics) for m in cfg["models"]}
         self.default = next(iter(self.services))
         self.general = self.services[cfg["general_model"]]
+        self.searcher = None
+        self.milvus_server = None
+        if cfg.get("search"):
+            self._init_search(cfg["search"])
+
+    def _init_search(self, sc):
+        from core.index import MilvusIndex, is_lite
+        from core.search import SearchPipeline
+
+        uri = sc["milvus_uri"]
+        if is_lite(uri) and sc["milvus_port"]:
+            # serve the Lite database over Milvus gRPC: this process and others then share it
+            from milvus_lite.adapter.grpc.server import start_server_in_thread
+
+            os.makedirs(os.path.dirname(uri), exist_ok=True)
+            try:
+                self.milvus_server, self.milvus_db, port = start_server_in_thread(uri, host="127.0.0.1",
+                                                                                  port=sc["milvus_port"])
+            except Exception as e:  # noqa: BLE001
+                raise ConfigError(f"search: cannot serve the Milvus Lite database {uri} on port "
+                                  f"{sc['milvus_port']}: {e}") from None
+            uri = f"http://127.0.0.1:{port}"
+        index = MilvusIndex(uri, sc["collection"], token=sc.get("milvus_token"))
+        ranker = self.services[sc["ranker"]] if sc["ranker"] else None
+        self.searcher = SearchPipeline(self.services[sc["encoder"]], index, ranker, recall_num=sc["recall_num"])
+        if not index.exists():
+            log.warning("search: no index '%s' yet at %s; /search answers 503 until it is built", sc["collection"], uri)
 
     def service(self, name):
         svc = self.services.get(name or self.default)
@@ -121,6 +151,8 @@ class Server:
     # ------------------------------------------------------------- pipeline
     def pipeline(self, name, key, value, tensors=()):
         """-> reply dict of the Pipeline protocol (err_no != 0 on errors)."""
+        if self.searcher is not None and name == self.cfg["search"]["name"] and name not in self.services:
+            return self._pipeline_search(key, value)
         try:
             svc = self.service(name)
         except LookupError as e:
@@ -144,6 +176,36 @@ class Server:
             return P.pipeline_reply([svc.fetch_alias], [P.list_literal(probs)])
         except PipelineError as e:
             return P.pipeline_reply([], [], P.INPUT_PARAMS_ERROR, str(e))
+
+    def _pipeline_search(self, key, value):
+        """value[i]: a query text, or JSON {"query", "top_k"}; reply value[i]: JSON list of results."""
+        try:
+            if not isinstance(key, list) or not isinstance(value, list) or len(key) != len(value) or not value:
+                raise DataError("'key' and 'value' must be non-empty lists of the same length")
+            out = []
+            for i, v in enumerate(value):
+                top_k = self.cfg["search"]["top_k"]
+                try:
+                    obj = json.loads(v)
+                except ValueError:
+                    obj = None
+                if isinstance(obj, dict):
+                    v, top_k = obj.get("query"), obj.get("top_k", top_k)
+                out.append(json.dumps(self.searcher.search(P.text_from_value(v, i), top_k), ensure_ascii=False))
+            return P.pipeline_reply(list(key), out)
+        except PipelineError as e:
+            return P.pipeline_reply([], [], P.INPUT_PARAMS_ERROR, str(e))
+
+    def search(self, obj):
+        if self.searcher is None:
+            raise LookupError("search is not configured on this server (add a 'search' block to its config)")
+        if not isinstance(obj, dict):
+            raise DataError("body must be a JSON object with 'query' and optional 'top_k'")
+        top_k = obj.get("top_k", self.cfg["search"]["top_k"])
+        results = self.searcher.search(obj.get("query"), top_k, recall_num=obj.get("recall_num"),
+                                       rerank=obj.get("rerank", True) is not False)
+        return {"query": obj["query"], "results": results, "timings_ms": {k: round(v, 2) for k, v in
+                                                                          self.searcher.last_timings.items()}}
 
     def _pipeline_tensors(self, svc, tensors):
         """Tensor-format requests: str_data values (pairs) or numeric input_ids/token_type_ids."""
@@ -307,8 +369,15 @@ def create_app(server):
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "models": {n: {"kind": s.cfg["kind"], "backend": s.cfg["backend"],
-                                              "model_dir": s.cfg["model_dir"]} for n, s in server.services.items()}}
+        out = {"status": "ok", "models": {n: {"kind": s.cfg["kind"], "backend": s.cfg["backend"],
+                                             "model_dir": s.cfg["model_dir"]} for n, s in server.services.items()}}
+        if server.searcher is not None:
+            try:
+                info = await run_in_threadpool(server.searcher.index.info)
+                out["search"] = {"collection": info["collection"], "rows": info["rows"], "dim": info["dim"]}
+            except PipelineError as e:
+                out["search"] = {"error": str(e)}
+        return out
 
     @app.get("/metrics")
     async def metrics():
@@ -359,6 +428,8 @@ def create_app(server):
             return JSONResponse(await run_in_threadpool(handler, obj))
         except TooLarge as e:
             return JSONResponse({"error": str(e)}, status_code=413)
+        except IndexError_ as e:  # no index yet, or Milvus unreachable
+            return JSONResponse({"error": str(e)}, status_code=503)
         except PipelineError as e:
             return JSONResponse({"error": str(e)}, status_code=400)
         except LookupError as e:
@@ -373,6 +444,11 @@ def create_app(server):
     @timed("embeddings")
     async def embeddings(request: Request):
         return await json_api(request, server.embeddings)
+
+    @app.post("/search")
+    @timed("search")
+    async def search(request: Request):
+        return await json_api(request, server.search)
 
     @app.post("/{name}/prediction")
     @timed("pipeline_http")
@@ -451,6 +527,9 @@ def main(argv=None):
     uvicorn.Server(config).run()
     if grpc_server is not None:
         grpc_server.stop(grace=2)
+    if server.milvus_server is not None:
+        server.milvus_server.stop(grace=2)
+        server.milvus_db.close()
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def served(tmp_path_factory, tiny_model):
     import paddle
 
     from core.ranker import export_static
-    from deploy.engine import to_onnx
+    from core.engine import to_onnx
     from ernie_matching.common import build
 
     d = tmp_path_factory.mktemp("served")
@@ -87,10 +87,10 @@ models:
         if proc.poll() is not None:
             raise AssertionError(open(d / "server.log").read())
         time.sleep(0.25)
-    from deploy.engine import RankerEngine
+    from core.engine import RankerEngine
 
     engine = RankerEngine(str(d / "serving_server"), max_seq_length=32, cpu_threads=1)
-    from deploy.engine import EncoderEngine
+    from core.engine import EncoderEngine
 
     encoder = EncoderEngine(str(d / "encoder"), max_seq_length=32, cpu_threads=1)
     yield {"encoder": encoder, "base": base, "rpc": f"127.0.0.1:{rpc}", "http_port": http, "engine": engine, "dir": d, "proc": proc,

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 from core.data import read_pairs  # noqa: E402
 from core.ranker import run_cli  # noqa: E402
-from deploy.engine import RankerEngine  # noqa: E402
+from core.engine import RankerEngine  # noqa: E402
 
 
 def main(argv=None):

@@ -21,6 +21,14 @@ class PipelineRpcClient:
         self.stub = pb_grpc.PipelineServiceStub(self.channel)
         self.timeout = timeout
 
+    def call(self, values, service=""):
+        """Raw Pipeline request: value strings -> (err_no, err_msg, reply value strings)."""
+        from deploy.proto import pipeline_service_pb2 as pb
+
+        req = pb.Request(name=service, key=[str(i) for i in range(len(values))], value=list(values))
+        resp = self.stub.inference(req, timeout=self.timeout)
+        return resp.err_no, resp.err_msg, list(resp.value)
+
     def predict(self, pairs, service=""):
         """pairs: [(query, title)] -> (err_no, err_msg, scores or None)."""
         from deploy.proto import pipeline_service_pb2 as pb

@@ -34,6 +34,7 @@ class OrtBackend:
         so = ort.SessionOptions()
         so.intra_op_num_threads = cpu_threads
         so.inter_op_num_threads = 1
+        so.log_severity_level = 3  # no warnings about unused initializers left by paddle2onnx
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -150,6 +151,9 @@ class EncoderEngine(Engine):
 
             with open(p) as f:
                 meta = json.load(f)
+        if meta.get("kind", "encoder") != "encoder":
+            raise ModelLoadError(f"{model_dir} holds a {meta['kind']} model, not a recall encoder "
+                                 "(export one with recall/export_model.py)")
         self.encoders = {kind: TextEncoder(self.tokenizer, self.max_seq_length, meta.get(f"{kind}_prefix", ""))
                          for kind in ("query", "passage")}
 

@@ -1,0 +1,202 @@
+"""The ANN index of the recall stage, on Milvus through pymilvus.
+
+    index = MilvusIndex("work_dirs/milvus.db", "kuake_titles")   # Milvus Lite: a local path (default)
+    index = MilvusIndex("http://127.0.0.1:19530", "kuake_titles") # any Milvus server, same code
+    index.build(texts, embed_batch)       # versioned collection, then the alias moves to it
+    index.search(query_embeddings, top_k) # [[Hit(id, text, similarity), ...], ...]
+
+A collection holds (id INT64, text VARCHAR, embedding FLOAT_VECTOR) with an inner-product index
+over L2-normalised embeddings (so the similarity is the cosine). The name users pass is an
+alias: `build` writes a new collection `<name>__v<time>` next to the one in use and moves the
+alias only once every row is in, so searches keep answering from the old collection during a
+rebuild, and a rebuild that fails leaves it untouched.
+"""
+import json
+import os
+import time
+from collections import namedtuple
+
+import numpy as np
+
+from .errors import DataError, PipelineError
+
+Hit = namedtuple("Hit", "id text similarity")
+TEXT_MAX_BYTES = 65535
+INDEX_TYPES = ("FLAT", "HNSW")
+BUILD_HINT = ("build it with: bash scripts/build_index.sh MODEL_DIR CORPUS_FILE "
+              "(python recall/build_index.py --model_dir ... --corpus_file ... --milvus_uri {uri} --collection {name})")
+
+
+class IndexError_(PipelineError, LookupError):
+    """The index is missing, busy or does not fit the query."""
+
+
+def is_lite(uri):
+    """A local path (Milvus Lite) rather than a server address."""
+    return "://" not in uri
+
+
+def connect(uri, token=None):
+    import logging
+
+    from pymilvus import MilvusClient
+
+    logging.getLogger("milvus_lite").setLevel(logging.WARNING)
+    from pymilvus.exceptions import MilvusException
+
+    if is_lite(uri):
+        parent = os.path.dirname(os.path.abspath(uri))
+        os.makedirs(parent, exist_ok=True)
+        if not uri.endswith(".db"):
+            raise IndexError_(f"Milvus Lite paths end in .db, got {uri!r} (a server is http://host:port)")
+    try:
+        return MilvusClient(uri=uri, token=token or "")
+    except MilvusException as e:
+        if is_lite(uri):
+            raise IndexError_(
+                f"cannot open the Milvus Lite database {uri}: another process (a running search server?) holds it. "
+                "Stop that process, or reach the same data through the Milvus port the server exposes "
+                "(search.milvus_port in its config) with --milvus_uri http://127.0.0.1:PORT") from None
+        raise IndexError_(f"cannot connect to Milvus at {uri}: {e.message if hasattr(e, 'message') else e}") from None
+
+
+class MilvusIndex:
+    def __init__(self, uri, name, token=None, client=None):
+        if not name or not name.replace("_", "").isalnum():
+            raise IndexError_(f"collection names use letters, digits and '_', got {name!r}")
+        self.uri = uri
+        self.name = name
+        self.client = client or connect(uri, token)
+        self._dim = None
+
+    # ------------------------------------------------------------ inspection
+    def _target(self):
+        """The collection the alias points to, or None."""
+        c = self.client
+        try:
+            aliases = c.list_aliases().get("aliases", [])
+        except Exception:  # noqa: BLE001 - servers without alias listing
+            aliases = []
+        if self.name in aliases:
+            return c.describe_alias(self.name)["collection_name"]
+        if c.has_collection(self.name):  # a plain collection (e.g. made by other tools)
+            return self.name
+        return None
+
+    def exists(self):
+        return self._target() is not None
+
+    def _require(self):
+        target = self._target()
+        if target is None:
+            raise IndexError_(f"no index '{self.name}' in Milvus at {self.uri}; " + BUILD_HINT.format(uri=self.uri, name=self.name))
+        return target
+
+    def info(self):
+        """{'collection', 'rows', 'dim', 'meta'} of the collection in use."""
+        target = self._require()
+        desc = self.client.describe_collection(target)
+        dim = next(int(f["params"]["dim"]) for f in desc["fields"] if f["name"] == "embedding")
+        try:
+            meta = json.loads(desc.get("description") or "{}")
+        except ValueError:
+            meta = {}
+        rows = int(self.client.get_collection_stats(target).get("row_count", 0))
+        return {"collection": target, "rows": rows, "dim": dim, "meta": meta}
+
+    def dim(self):
+        if self._dim is None:
+            self._dim = self.info()["dim"]
+        return self._dim
+
+    # ---------------------------------------------------------------- build
+    def build(self, texts, embed, dim, batch_size=256, index_type="HNSW", hnsw_m=16, ef_construction=200,
+              meta=None, progress=None):
+        """Embed `texts` (embed(list_of_texts) -> [n, dim] float32) into a new collection, then switch.
+
+        progress(done, total): called after every inserted batch. Returns info() of the new index.
+        """
+        from pymilvus import DataType
+
+        if index_type not in INDEX_TYPES:
+            raise IndexError_(f"index_type must be one of {INDEX_TYPES}, got {index_type!r}")
+        if not texts:
+            raise DataError("the corpus is empty: nothing to index")
+        for i, t in enumerate(texts):
+            if len(t.encode("utf-8")) > TEXT_MAX_BYTES:
+                raise DataError(f"corpus row {i + 1} is {len(t.encode('utf-8'))} bytes; Milvus VARCHAR holds {TEXT_MAX_BYTES}")
+        c = self.client
+        old = self._target()
+        if old == self.name:
+            raise IndexError_(f"'{self.name}' is a plain collection, not an alias this tool manages; "
+                              "choose another --collection or drop it first")
+        new = f"{self.name}__v{time.strftime('%Y%m%d%H%M%S')}{int(time.time() * 1000) % 1000:03d}"
+        schema = c.create_schema(auto_id=False, enable_dynamic_field=False,
+                                 description=json.dumps(dict(meta or {}, built=time.strftime("%Y-%m-%dT%H:%M:%S"))))
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX_BYTES)
+        schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=int(dim))
+        params = c.prepare_index_params()
+        extra = {"M": hnsw_m, "efConstruction": ef_construction} if index_type == "HNSW" else {}
+        params.add_index(field_name="embedding", index_type=index_type, metric_type="IP", params=extra)
+        c.create_collection(new, schema=schema, index_params=params)
+        try:
+            done = 0
+            for start in range(0, len(texts), batch_size):
+                chunk = texts[start : start + batch_size]
+                emb = np.asarray(embed(chunk), dtype=np.float32)
+                if emb.shape != (len(chunk), dim):
+                    raise IndexError_(f"the encoder returned embeddings of shape {emb.shape}, expected {(len(chunk), dim)}")
+                c.insert(new, [{"id": start + j, "text": t, "embedding": e.tolist()} for j, (t, e) in enumerate(zip(chunk, emb))])
+                done += len(chunk)
+                if progress:
+                    progress(done, len(texts))
+            c.flush(new)
+            c.load_collection(new)
+        except BaseException:
+            c.drop_collection(new)  # the old index stays as it was
+            raise
+        if old is None:
+            c.create_alias(new, self.name)
+        else:
+            c.alter_alias(new, self.name)
+            c.release_collection(old)
+            c.drop_collection(old)
+        self._dim = None
+        return self.info()
+
+    # --------------------------------------------------------------- search
+    def load(self):
+        self.client.load_collection(self._require())
+
+    def search(self, embeddings, top_k=10, ef=None):
+        """embeddings [n, dim] -> n lists of Hit sorted by similarity (highest first)."""
+        emb = np.asarray(embeddings, dtype=np.float32)
+        if emb.ndim == 1:
+            emb = emb[None, :]
+        if emb.ndim != 2:
+            raise DataError(f"query embeddings must be [n, dim], got shape {emb.shape}")
+        if not isinstance(top_k, int) or top_k < 1:
+            raise DataError(f"top_k must be a positive integer, got {top_k!r}")
+        dim = self.dim()
+        if emb.shape[1] != dim:
+            raise IndexError_(f"query embeddings have dim {emb.shape[1]} but index '{self.name}' holds {dim}-dim "
+                              "vectors: use the encoder that built it, or rebuild the index with this encoder")
+        params = {"metric_type": "IP", "params": {"ef": max(ef or 0, top_k, 64)}}
+        try:
+            res = self.client.search(self.name, data=emb.tolist(), limit=top_k, output_fields=["text"],
+                                     search_params=params)
+        except Exception as e:  # noqa: BLE001
+            if "load" in str(e).lower():  # a reopened Lite database starts released
+                self.load()
+                res = self.client.search(self.name, data=emb.tolist(), limit=top_k, output_fields=["text"],
+                                         search_params=params)
+            else:
+                raise
+        return [[Hit(int(h["id"]), h["entity"]["text"], float(h["distance"])) for h in row] for row in res]
+
+    def close(self):
+        try:
+            self.client.close()
+        except Exception:  # noqa: BLE001
+            pass

@@ -1,0 +1,90 @@
+"""PaddleNLP's run_system.py flow over the Pipeline gRPC protocol: embed, search Milvus, re-rank.
+
+    python deploy/python/run_system.py --server 127.0.0.1:8089 --encoder_service recall \
+        --ranker_service ernie_matching --milvus_uri http://127.0.0.1:19530 --query 中西方语言与文化的差异
+1. the server's encoder service embeds the query (Pipeline request, value = the text);
+2. this process searches Milvus (a Milvus server, or the Lite database the search server exposes
+   on search.milvus_port) and writes recall_result.csv;
+3. the server's ranker service scores (query, title) pairs; results sorted by score -> rank_result.csv.
+--one_call sends the query to the server's "search" service instead (recall and re-rank in one request).
+"""
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from core.ranker import run_cli  # noqa: E402
+from deploy.python.rpc_client import PipelineRpcClient  # noqa: E402
+
+
+def write_csv(path, rows):
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["query_text", "text", "distance"])
+        w.writerows(rows)
+
+
+def run(client, args, query):
+    from core.errors import PipelineError
+    from core.index import MilvusIndex
+
+    if args.one_call:
+        err, msg, value = client.call([json.dumps({"query": query, "top_k": args.top_k}, ensure_ascii=False)],
+                                      service=args.search_service)
+        if err:
+            raise PipelineError(f"search service: {msg}")
+        return [(r["text"], r["recall_similarity"], r["rank_score"]) for r in json.loads(value[0])]
+    t0 = time.perf_counter()
+    err, msg, value = client.call([query], service=args.encoder_service)
+    if err:
+        raise PipelineError(f"encoder service '{args.encoder_service}': {msg}")
+    emb = json.loads(value[0])
+    t1 = time.perf_counter()
+    index = MilvusIndex(args.milvus_uri, args.collection, token=args.milvus_token)
+    hits = index.search(emb, args.recall_num)[0]
+    t2 = time.perf_counter()
+    write_csv(os.path.join(args.output_dir, "recall_result.csv"), [(query, h.text, h.similarity) for h in hits])
+    err, msg, scores = client.predict([(query, h.text) for h in hits], service=args.ranker_service)
+    if err:
+        raise PipelineError(f"ranker service '{args.ranker_service}': {msg}")
+    t3 = time.perf_counter()
+    ranked = sorted(zip(hits, scores), key=lambda x: -x[1])
+    write_csv(os.path.join(args.output_dir, "rank_result.csv"), [(query, h.text, s) for h, s in ranked])
+    print(f"feature extraction {1000 * (t1 - t0):.0f} ms, Milvus search {1000 * (t2 - t1):.0f} ms, "
+          f"ranking {1000 * (t3 - t2):.0f} ms")
+    return [(h.text, h.similarity, s) for h, s in ranked[: args.top_k]]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--server", default="127.0.0.1:8089", help="the search server's Pipeline gRPC address")
+    p.add_argument("--encoder_service", default="recall")
+    p.add_argument("--ranker_service", default="ernie_matching")
+    p.add_argument("--search_service", default="search")
+    p.add_argument("--one_call", action="store_true", help="use the server's search service (one request)")
+    p.add_argument("--milvus_uri", default="http://127.0.0.1:19530")
+    p.add_argument("--milvus_token", default=None)
+    p.add_argument("--collection", default="kuake_titles")
+    p.add_argument("--recall_num", type=int, default=50)
+    p.add_argument("--top_k", type=int, default=10)
+    p.add_argument("--output_dir", default=".", help="where recall_result.csv and rank_result.csv go")
+    p.add_argument("--query", action="append", required=True)
+    args = p.parse_args(argv)
+    os.makedirs(args.output_dir, exist_ok=True)
+    client = PipelineRpcClient(args.server)
+    out = {}
+    for q in args.query:
+        ranked = run(client, args, q)
+        out[q] = ranked
+        print(f"query: {q}")
+        for i, (text, sim, score) in enumerate(ranked, start=1):
+            print(f"  {i:>3}. rank {score:.4f}  recall {sim:.4f}  {text}")
+    return out
+
+
+if __name__ == "__main__":
+    run_cli(main)

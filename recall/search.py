@@ -1,0 +1,67 @@
+"""End-to-end search from the command line: recall top-K from Milvus, re-rank, print ranked results.
+
+    python -m recall.search --encoder_dir output/recall_encoder --ranker_dir output/pairwise \
+        --milvus_uri work_dirs/milvus.db --collection kuake_titles --query "感冒吃什么药" --top_k 10
+Several --query flags (or --query_file, one per line) run one after another. --json prints JSON.
+Without --ranker_dir the recall order is returned. A running server does the same at POST /search.
+"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from core.ranker import run_cli  # noqa: E402
+from recall.build_index import add_engine_args, add_index_args  # noqa: E402
+
+
+def format_results(query, results):
+    lines = [f"query: {query}"]
+    for r in results:
+        score = "   -  " if r["rank_score"] is None else f"{r['rank_score']:.4f}"
+        lines.append(f"  {r['rank']:>3}. rank {score}  recall {r['recall_similarity']:.4f}  {r['text']}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    from core.engine import EncoderEngine, RankerEngine
+    from core.index import MilvusIndex
+    from core.search import SearchPipeline
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--encoder_dir", required=True, help="exported recall encoder (the one that built the index)")
+    p.add_argument("--ranker_dir", default=None, help="exported pairwise model or cross-encoder")
+    p.add_argument("--query", action="append", default=[])
+    p.add_argument("--query_file", default=None)
+    p.add_argument("--top_k", type=int, default=10)
+    p.add_argument("--recall_num", type=int, default=50, help="titles recalled before re-ranking")
+    p.add_argument("--json", action="store_true")
+    add_index_args(p)
+    add_engine_args(p)
+    args = p.parse_args(argv)
+    queries = list(args.query)
+    if args.query_file:
+        from core.data import read_corpus
+
+        queries += read_corpus(args.query_file)
+    if not queries:
+        p.error("give --query (repeatable) or --query_file")
+    index = MilvusIndex(args.milvus_uri, args.collection, token=args.milvus_token)
+    index.info()  # a missing index fails here, with how to build it
+    threads = args.cpu_threads or int(os.environ.get("OMP_NUM_THREADS", "2"))
+    kw = dict(backend=args.backend, max_seq_length=args.max_seq_length, cpu_threads=threads, batch_size=args.batch_size)
+    encoder = EncoderEngine(args.encoder_dir, **kw)
+    ranker = RankerEngine(args.ranker_dir, **kw) if args.ranker_dir else None
+    pipe = SearchPipeline(encoder, index, ranker, recall_num=args.recall_num)
+    out = []
+    for q in queries:
+        results = pipe.search(q, args.top_k)
+        out.append({"query": q, "results": results})
+        print(json.dumps(out[-1], ensure_ascii=False) if args.json else format_results(q, results), flush=True)
+    index.close()
+    return out
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,27 @@
+"""Train the recall dual encoder with in-batch negatives (PaddleNLP's train_batch_neg.py flags).
+
+    python recall/train_batch_neg.py --train_set_file data/recall/train.csv --save_dir checkpoints/batch_neg \
+        --batch_size 64 --learning_rate 5e-5 --epochs 3 --margin 0.2 --scale 30 --output_emb_size 0
+Multi-GPU: python -u -m paddle.distributed.launch --gpus "0,1,2,3" recall/train_batch_neg.py ...
+--evaluate --similar_text_pair_file data/recall/dev.csv --corpus_file data/recall/corpus.csv reports
+recall@K every --eval_step steps and keeps the best checkpoint as model_best.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from core.ranker import run_cli  # noqa: E402
+from recall.training import parser, run  # noqa: E402
+
+
+def main(argv=None):
+    p = parser(__doc__, margin=0.2, scale=30.0)
+    args = p.parse_args(argv)
+    args.dropout = None
+    args.dup_rate = 0.0
+    return run(args, simcse=False)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,156 @@
+"""What train_batch_neg.py and train_simcse.py share: flags, data, the in-batch loss, recall@K eval."""
+import argparse
+
+import numpy as np
+
+from core.args import training_parser
+from core.data import EncodedDataset, TextEncoder, collate_pairs, pad, read_corpus, read_tsv
+from core.errors import DataError
+from core.metrics import mrr_at_k, recall_at_k
+from core.trainer import init_device, set_seed, train
+from recall.model import InBatchNegativeLoss, build
+
+RECALL_KS = (1, 5, 10, 20, 50)
+
+
+def parser(doc, margin, scale):
+    p = training_parser(doc)
+    p.add_argument("--train_set_file", required=True, help="query\\ttitle rows (SimCSE also takes one text per row)")
+    p.add_argument("--output_emb_size", type=int, default=0, help="project embeddings to this size (0: none)")
+    p.add_argument("--margin", type=float, default=margin, help="subtracted from the positive's cosine")
+    p.add_argument("--scale", type=float, default=scale, help="cosine -> logit scale (temperature 1/scale)")
+    p.add_argument("--save_steps", "--save_step", dest="save_step", type=int, default=10000,
+                   help="save a checkpoint every N steps")
+    p.add_argument("--log_steps", dest="logging_steps", type=int, default=argparse.SUPPRESS, help="alias of --logging_steps")
+    p.add_argument("--eval_steps", dest="eval_step", type=int, default=argparse.SUPPRESS, help="alias of --eval_step")
+    p.add_argument("--evaluate", action="store_true",
+                   help="evaluate recall@K on --similar_text_pair_file against --corpus_file every --eval_step")
+    p.add_argument("--similar_text_pair_file", default=None, help="query\\ttitle dev pairs for --evaluate")
+    p.add_argument("--corpus_file", default=None, help="one title per line: the search space of --evaluate")
+    p.add_argument("--recall_num", type=int, default=50, help="recall this many titles per query in --evaluate")
+    return p
+
+
+def read_train_pairs(path, single_ok=False):
+    cols = ("query", "title")
+    rows = read_tsv(path, cols, optional=1 if single_ok else 0)
+    for r in rows:
+        r.setdefault("title", r["query"])
+    return rows
+
+
+def read_relevant(path):
+    """query\\ttitle pairs -> (queries, [set of relevant titles]) in first-seen order."""
+    groups = {}
+    for r in read_tsv(path, ("query", "title")):
+        groups.setdefault(r["query"], set()).add(r["title"])
+    return list(groups), list(groups.values())
+
+
+def recall_report(retrieved, relevant):
+    """recall@1/5/10/20/50 and MRR@10 over every query (retrieved/relevant: texts or ids)."""
+    rec = recall_at_k(retrieved, relevant, RECALL_KS)
+    out = {f"recall@{k}": round(v, 5) for k, v in rec.items()}
+    out["mrr@10"] = round(mrr_at_k(retrieved, relevant, 10), 5)
+    return out
+
+
+def embed_texts(model, encoder, texts, batch_size=64):
+    """Embeddings of texts with a dynamic-graph encoder, batched by length."""
+    import paddle
+
+    encoded = encoder.many(texts)
+    order = np.argsort([len(e[0]) for e in encoded], kind="mergesort")
+    out = None
+    model.eval()
+    with paddle.no_grad():
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            ids = paddle.to_tensor(pad([encoded[j][0] for j in idx], model.pad_token_id))
+            types = paddle.to_tensor(pad([encoded[j][1] for j in idx], 0))
+            emb = model(ids, types).numpy()
+            if out is None:
+                out = np.zeros((len(texts), emb.shape[1]), dtype=np.float32)
+            out[idx] = emb
+    return out
+
+
+def recall_evaluator(tokenizer, meta, args):
+    """evaluate(encoder) -> recall@recall_num on the dev pairs, brute force over the corpus."""
+    queries, relevant = read_relevant(args.similar_text_pair_file)
+    corpus = read_corpus(args.corpus_file)
+    q_enc = TextEncoder(tokenizer, args.max_seq_length, meta["query_prefix"])
+    p_enc = TextEncoder(tokenizer, args.max_seq_length, meta["passage_prefix"])
+    k = args.recall_num
+
+    def evaluate(encoder):
+        doc = embed_texts(encoder, p_enc, corpus)
+        q = embed_texts(encoder, q_enc, queries)
+        top = np.argsort(-(q @ doc.T), axis=1, kind="stable")[:, :k]
+        report = recall_report([[corpus[j] for j in row] for row in top], relevant)
+        print("recall eval: " + ", ".join(f"{n}={v:.4f}" for n, v in report.items()), flush=True)
+        return recall_at_k([[corpus[j] for j in row] for row in top], relevant, (k,))[k]
+
+    return evaluate
+
+
+def word_repetition(ids, types, rate, rng):
+    """ESimCSE augmentation: repeat a random `rate` share of the inner tokens (not [CLS]/[SEP])."""
+    inner = len(ids) - 2
+    if rate <= 0 or inner < 1:
+        return ids, types
+    n = rng.randint(0, max(1, int(rate * inner)) + 1)
+    dup = set(rng.choice(np.arange(1, 1 + inner), size=min(n, inner), replace=False).tolist())
+    out_ids, out_types = [], []
+    for i, (a, b) in enumerate(zip(ids, types)):
+        out_ids.append(a)
+        out_types.append(b)
+        if i in dup:
+            out_ids.append(a)
+            out_types.append(b)
+    return out_ids, out_types
+
+
+def run(args, simcse=False):
+    rank, world = init_device(args.device)
+    set_seed(args.seed)
+    rows = read_train_pairs(args.train_set_file, single_ok=simcse)
+    if args.evaluate and not (args.similar_text_pair_file and args.corpus_file):
+        raise DataError("--evaluate needs --similar_text_pair_file and --corpus_file")
+    dropout = getattr(args, "dropout", None)
+    encoder, tokenizer, config, meta = build(args.model_name_or_path, pooling=args.pooling,
+                                             output_emb_size=args.output_emb_size, dropout=dropout)
+    model = InBatchNegativeLoss(encoder, margin=args.margin, scale=args.scale)
+    if rank == 0 and args.init_from_ckpt is None:
+        print(f"{len(rows)} training rows, backbone {args.model_name_or_path}, "
+              f"{'SimCSE' if simcse else 'in-batch negatives'}: margin {args.margin}, scale {args.scale}")
+    q_enc = TextEncoder(tokenizer, args.max_seq_length, meta["query_prefix"])
+    p_enc = TextEncoder(tokenizer, args.max_seq_length, meta["passage_prefix"])
+
+    def featurize(r):
+        single = simcse and r["title"] == r["query"]
+        q = (p_enc if single else q_enc).many([r["query"]], what="query")[0]
+        t = p_enc.many([r["title"]], what="title")[0]
+        return (*q, *t)
+
+    dataset = EncodedDataset(rows, featurize)
+    pad_id = tokenizer.pad_token_id or 0
+    rng = np.random.RandomState(args.seed + rank)
+    dup_rate = getattr(args, "dup_rate", 0.0)
+
+    def collate(items):
+        q = collate_pairs([(a, b) for a, b, _, _ in items], pad_id, 0)
+        titles = [(c, d) for _, _, c, d in items]
+        if dup_rate > 0:
+            titles = [word_repetition(c, d, dup_rate, rng) for c, d in titles]
+        return q + collate_pairs(titles, pad_id, 0)
+
+    def loss_fn(net, t):
+        return net(t[0], t[1], t[2], t[3])
+
+    evaluate = recall_evaluator(tokenizer, meta, args) if args.evaluate else None
+    meta = dict(meta, max_seq_length=args.max_seq_length, margin=args.margin, scale=args.scale,
+                objective="simcse" if simcse else "in_batch_negatives")
+    return train(model, dataset, collate, loss_fn, args, tokenizer=tokenizer, backbone_config=config, meta=meta,
+                 evaluate=evaluate, metric_name=f"recall@{args.recall_num}", rank=rank, world_size=world,
+                 save_model=encoder)
