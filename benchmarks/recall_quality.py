@@ -1,0 +1,305 @@
+"""Recall quality and speed: BM25, zero-shot e5, in-batch-negative fine-tuned e5 and SimCSE e5.
+
+    python benchmarks/recall_quality.py --batch_neg_steps 150 --simcse_steps 100
+
+Datasets (every query counts; several relevant documents per query allowed):
+- KUAKE-QTR: corpus = every unique title of train, dev and test_unlabeled (data/recall/corpus.csv);
+  queries = dev queries with a title of label >= 2, those titles relevant (data/recall/dev.csv).
+- CSL: corpus = the abstracts of kg_dev + kg_test; query = a paper's keywords; relevant = its abstract.
+The e5 systems run as exported static graphs on ONNX Runtime and search a Milvus Lite index (HNSW);
+BM25 (rank_bm25 over jieba words) scores the whole corpus. The fine-tuned systems train on
+KUAKE-QTR only; on CSL they show transfer. End to end: NDCG@10 (graded KUAKE labels) of the recall
+order vs after re-ranking the top --rerank_depth with the cross-encoder of benchmarks/ranking_quality.py.
+Writes benchmarks/results/recall_quality.{md,json} and recall_quality_recall_at_k.png.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+
+from core import report  # noqa: E402
+from core.data import read_corpus  # noqa: E402
+from core.text import clean_field  # noqa: E402
+from recall.training import RECALL_KS, read_relevant, recall_report  # noqa: E402
+
+E5_SYSTEMS = ("zero_shot_e5", "in_batch_e5", "simcse_e5")
+
+
+def kuake_set(args):
+    queries, relevant = read_relevant(os.path.join(args.data_dir, "recall/dev.csv"))
+    corpus = read_corpus(os.path.join(args.data_dir, "recall/corpus.csv"))
+    return {"name": "kuake_qtr", "queries": queries, "relevant": relevant, "corpus": list(dict.fromkeys(corpus)),
+            "max_seq_length": 64}
+
+
+def csl_set(args):
+    queries, relevant, corpus = [], [], {}
+    for name in ("kg_dev.tsv", "kg_test.tsv"):
+        with open(os.path.join(args.csl_dir, name), encoding="utf-8") as f:
+            for line in f:
+                cells = line.rstrip("\n").split("\t")
+                if len(cells) != 3:
+                    continue
+                abstract, kws = clean_field(cells[1]), clean_field(cells[2].replace("_", " "))
+                if not abstract or not kws:
+                    continue
+                corpus.setdefault(abstract, None)
+                queries.append(kws)
+                relevant.append({abstract})
+    return {"name": "csl", "queries": queries, "relevant": relevant, "corpus": list(corpus), "max_seq_length": 256}
+
+
+def graded_kuake(args):
+    label = {}
+    for r in json.load(open(os.path.join(args.kuake_dir, "dev.json"), encoding="utf-8")):
+        q, t = clean_field(r["query"]), clean_field(r["title"])
+        if q and t:
+            label[(q, t)] = max(label.get((q, t), 0), int(r["label"]))
+    return label
+
+
+def ndcg10(ranked, query, label):
+    gains = [2 ** label.get((query, t), 0) - 1 for t in ranked[:10]]
+    dcg = sum(g / np.log2(i + 2) for i, g in enumerate(gains))
+    ideal = sorted((2 ** v - 1 for (q, _), v in label.items() if q == query), reverse=True)[:10]
+    idcg = sum(g / np.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def train_encoders(args):
+    """Train (or reuse) the fine-tuned encoders; export all e5 systems. -> {system: (export_dir, info)}."""
+    from recall.export_model import main as export
+
+    out = {}
+    w = args.work_dir
+    common = ["--model_name_or_path", args.model_name_or_path, "--batch_size", str(args.batch_size),
+              "--max_seq_length", "64", "--warmup_proportion", "0.1", "--epochs", "1", "--logging_steps", "10",
+              "--eval_step", "0", "--save_step", "50"]
+    for system in E5_SYSTEMS:
+        export_dir = os.path.join(w, system + "_export")
+        info_file = os.path.join(w, system + "_train.json")
+        if system in args.reuse.split(",") and os.path.isdir(export_dir):
+            info = json.load(open(info_file)) if os.path.isfile(info_file) else {}
+            out[system] = (export_dir, dict(info, reused_from_previous_run=True))
+            continue
+        info, params = {}, None
+        t0 = time.time()
+        if system == "in_batch_e5":
+            from recall.train_batch_neg import main as train
+
+            res = train(common + ["--train_set_file", os.path.join(args.data_dir, "recall/train.csv"),
+                                  "--save_dir", os.path.join(w, system), "--learning_rate", str(args.learning_rate),
+                                  "--max_steps", str(args.batch_neg_steps), "--margin", "0.2", "--scale", "30"])
+            params = res["last_checkpoint"]
+            info = {"objective": "in-batch negatives", "train_file": "recall/train.csv (KUAKE train, label >= 2)",
+                    "steps": res["global_step"], "margin": 0.2, "scale": 30}
+        elif system == "simcse_e5":
+            from recall.train_simcse import main as train
+
+            texts = read_corpus(os.path.join(args.data_dir, "recall/corpus.csv"))
+            rng = np.random.RandomState(0)
+            pick = rng.permutation(len(texts))[: args.simcse_steps * args.batch_size]
+            train_file = os.path.join(w, "simcse_train.csv")
+            with open(train_file, "w", encoding="utf-8") as f:
+                f.writelines(texts[i] + "\n" for i in pick)
+            res = train(common + ["--train_set_file", train_file, "--save_dir", os.path.join(w, system),
+                                  "--learning_rate", str(args.learning_rate), "--max_steps", str(args.simcse_steps),
+                                  "--dropout", "0.1", "--scale", "20", "--margin", "0"])
+            params = res["last_checkpoint"]
+            info = {"objective": "unsupervised SimCSE (dropout 0.1)", "train_file": "KUAKE corpus titles (sample)",
+                    "steps": res["global_step"], "scale": 20, "margin": 0}
+        if params:
+            info.update(batch_size=args.batch_size, learning_rate=args.learning_rate, max_seq_length=64,
+                        train_seconds=round(time.time() - t0, 1), final_loss=res["last_loss"])
+        argv = ["--output_path", export_dir, "--model_name_or_path", args.model_name_or_path, "--onnx"]
+        export(argv + (["--params_path", params] if params else []))
+        with open(info_file, "w") as f:
+            json.dump(info, f)
+        out[system] = (export_dir, info)
+    return out
+
+
+def eval_e5(system, export_dir, ds, args, index_uri):
+    from core.engine import EncoderEngine
+    from core.index import MilvusIndex
+    from recall.build_index import build
+
+    engine = EncoderEngine(export_dir, backend="onnxruntime", max_seq_length=ds["max_seq_length"], cpu_threads=2,
+                           batch_size=32)
+    index = MilvusIndex(index_uri, f"{ds['name']}_{system}")
+    info, stats = build(engine, ds["corpus"], index, desc=f"{ds['name']}/{system}")
+    t0 = time.perf_counter()
+    q_emb = engine.embed(ds["queries"], "query")
+    q_embed_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    hits = []
+    for i in range(0, len(q_emb), 64):
+        hits.extend(index.search(q_emb[i : i + 64], max(RECALL_KS)))
+    search_s = time.perf_counter() - t0
+    lat = []  # one query at a time, end to end: encode + search
+    for q in ds["queries"][: args.latency_queries]:
+        t = time.perf_counter()
+        index.search(engine.embed([q], "query"), 10)
+        lat.append(time.perf_counter() - t)
+    retrieved = [[h.text for h in row] for row in hits]
+    speed = dict(stats, query_embed_per_s=round(len(q_emb) / q_embed_s, 1),
+                 milvus_search_qps=round(len(q_emb) / search_s, 1),
+                 single_query_ms_median=round(1000 * float(np.median(lat)), 2),
+                 single_query_qps=round(1 / float(np.median(lat)), 1))
+    index.close()
+    return retrieved, speed
+
+
+def eval_bm25(ds):
+    from core.baselines import BM25
+
+    t0 = time.perf_counter()
+    bm = BM25(ds["corpus"])
+    build_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    retrieved = [[t for t, _ in bm.search(q, max(RECALL_KS))] for q in ds["queries"]]
+    s = time.perf_counter() - t0
+    return retrieved, {"docs": len(ds["corpus"]), "seconds": round(build_s, 2), "search_qps": round(len(ds["queries"]) / s, 1)}
+
+
+def rerank_ndcg(ds, retrieved, args, label):
+    from core.engine import RankerEngine
+
+    rng = np.random.RandomState(0)
+    idx = sorted(rng.permutation(len(ds["queries"]))[: args.rerank_queries].tolist())
+    engine = RankerEngine(args.reranker_dir, max_seq_length=64, cpu_threads=2, batch_size=32)
+    before, after = [], []
+    t0 = time.perf_counter()
+    for i in idx:
+        q = ds["queries"][i]
+        cand = retrieved[i][: args.rerank_depth]
+        scores = engine.score([(q, t) for t in cand])
+        order = np.argsort(-np.asarray(scores), kind="mergesort")
+        before.append(ndcg10(cand, q, label))
+        after.append(ndcg10([cand[j] for j in order], q, label))
+    return {"queries": len(idx), "depth": args.rerank_depth, "ndcg@10_recall_order": round(float(np.mean(before)), 4),
+            "ndcg@10_reranked": round(float(np.mean(after)), 4), "rerank_seconds": round(time.perf_counter() - t0, 1),
+            "reranker": os.path.relpath(args.reranker_dir, ROOT)}
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.2))
+    axes = np.atleast_1d(axes)
+    for ax, (ds, systems) in zip(axes, results.items()):
+        for name, m in systems.items():
+            ax.plot(RECALL_KS, [m[f"recall@{k}"] for k in RECALL_KS], marker="o", label=name)
+        ax.set_xscale("log")
+        ax.set_xticks(RECALL_KS)
+        ax.set_xticklabels([str(k) for k in RECALL_KS])
+        ax.set_xlabel("K")
+        ax.set_ylabel("recall@K")
+        ax.set_title(ds)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data_dir", default=os.path.join(ROOT, "data"))
+    p.add_argument("--kuake_dir", default=os.path.join(ROOT, "..", "shared", "datasets", "kuake_qtr"))
+    p.add_argument("--csl_dir", default=os.path.join(ROOT, "..", "shared", "datasets", "csl"))
+    p.add_argument("--model_name_or_path", default="multilingual-e5-small")
+    p.add_argument("--batch_neg_steps", type=int, default=150)
+    p.add_argument("--simcse_steps", type=int, default=100)
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--learning_rate", type=float, default=3e-5)
+    p.add_argument("--datasets", default="kuake_qtr,csl")
+    p.add_argument("--systems", default="bm25," + ",".join(E5_SYSTEMS))
+    p.add_argument("--reuse", default="", help="comma-separated e5 systems whose exports from a previous run are reused")
+    p.add_argument("--reranker_dir", default=os.path.join(ROOT, "work_dirs", "ranking_quality", "cross_encoder_export"))
+    p.add_argument("--rerank_depth", type=int, default=20)
+    p.add_argument("--rerank_queries", type=int, default=600)
+    p.add_argument("--latency_queries", type=int, default=100)
+    p.add_argument("--work_dir", default=os.path.join(ROOT, "work_dirs", "recall_quality"))
+    p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    args = p.parse_args()
+    os.makedirs(args.work_dir, exist_ok=True)
+    systems = args.systems.split(",")
+    sets = {"kuake_qtr": kuake_set, "csl": csl_set}
+    datasets = [sets[n](args) for n in args.datasets.split(",")]
+    exports = train_encoders(args) if any(s in E5_SYSTEMS for s in systems) else {}
+    index_uri = os.path.join(args.work_dir, "milvus.db")
+    results, speed, retrieved_by = {}, {}, {}
+    for ds in datasets:
+        results[ds["name"]], speed[ds["name"]] = {}, {}
+        print(f"== {ds['name']}: {len(ds['queries'])} queries, {len(ds['corpus'])} documents", flush=True)
+        for system in systems:
+            if system == "bm25":
+                retrieved, sp = eval_bm25(ds)
+            else:
+                retrieved, sp = eval_e5(system, exports[system][0], ds, args, index_uri)
+            results[ds["name"]][system] = recall_report(retrieved, ds["relevant"])
+            speed[ds["name"]][system] = sp
+            retrieved_by[(ds["name"], system)] = retrieved
+            print(f"   {system}: " + ", ".join(f"{k} {v:.4f}" for k, v in results[ds["name"]][system].items()), flush=True)
+    end_to_end = None
+    kuake = results.get("kuake_qtr", {})
+    e5_done = [s for s in systems if s in E5_SYSTEMS and s in kuake]
+    if e5_done and os.path.isdir(args.reranker_dir):
+        best = max(e5_done, key=lambda s: kuake[s]["recall@50"])
+        ds = next(d for d in datasets if d["name"] == "kuake_qtr")
+        end_to_end = dict(rerank_ndcg(ds, retrieved_by[("kuake_qtr", best)], args, graded_kuake(args)), recall_system=best)
+        print(f"== end to end: {end_to_end}", flush=True)
+    targets = {}
+    if "zero_shot_e5" in kuake and "in_batch_e5" in kuake:
+        gain = kuake["in_batch_e5"]["recall@50"] - kuake["zero_shot_e5"]["recall@50"]
+        targets["fine_tuned_r50_gain_points"] = round(100 * gain, 2)
+        targets["fine_tuned_r50_gain_met (>= 5 points)"] = bool(gain >= 0.05)
+    if end_to_end:
+        targets["rerank_raises_ndcg10"] = bool(end_to_end["ndcg@10_reranked"] > end_to_end["ndcg@10_recall_order"])
+    png = os.path.join(args.out, "recall_quality_recall_at_k.png")
+    os.makedirs(args.out, exist_ok=True)
+    plot(results, png)
+    trained = {s: exports[s][1] for s in exports}
+    data = {"results": results, "speed": speed, "end_to_end": end_to_end, "targets": targets, "trained": trained,
+            "datasets": {d["name"]: {"queries": len(d["queries"]), "documents": len(d["corpus"]),
+                                     "max_seq_length": d["max_seq_length"]} for d in datasets},
+            "plot": os.path.basename(png)}
+    body = ""
+    for name, rows in results.items():
+        body += f"## {name} ({data['datasets'][name]['queries']} queries, {data['datasets'][name]['documents']} documents)\n\n"
+        keys = list(next(iter(rows.values())))
+        body += report.table(["system"] + keys, [[s] + [f"{m[k]:.4f}" for k in keys] for s, m in rows.items()]) + "\n\n"
+    body += "## Speed (2 threads; e5 on ONNX Runtime fp32, Milvus Lite HNSW)\n\n"
+    rows = []
+    for name, sp in speed.items():
+        for s, v in sp.items():
+            if s == "bm25":
+                rows.append([name, s, v["docs"], v["seconds"], "-", "-", v["search_qps"], "-"])
+            else:
+                rows.append([name, s, v["docs"], v["seconds"], v["docs_per_s"], v["index_seconds"],
+                             v["milvus_search_qps"], v["single_query_ms_median"]])
+    body += report.table(["dataset", "system", "docs", "index build (s)", "embed docs/s", "insert (s)",
+                          "search QPS (batched)", "one query end to end (ms, median)"], rows) + "\n\n"
+    if end_to_end:
+        body += ("## End to end on KUAKE-QTR: recall then re-rank\n\n"
+                 f"Top {end_to_end['depth']} of {end_to_end['recall_system']} for {end_to_end['queries']} dev queries, "
+                 f"re-ranked by {end_to_end['reranker']}: NDCG@10 (graded labels 0..3) "
+                 f"{end_to_end['ndcg@10_recall_order']:.4f} in recall order -> {end_to_end['ndcg@10_reranked']:.4f} "
+                 "after re-ranking.\n\n")
+    body += "## Targets\n\n" + "\n".join(f"- {k}: {v}" for k, v in targets.items()) + "\n\n"
+    body += "## What was trained\n\n" + "\n".join(f"- {s}: {json.dumps(i, ensure_ascii=False)}" for s, i in trained.items())
+    body += f"\n\n![recall@K]({os.path.basename(png)})\n"
+    report.write(args.out, "recall_quality", data, body)
+
+
+if __name__ == "__main__":
+    main()
