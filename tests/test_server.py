@@ -15,6 +15,8 @@ import requests
 
 from conftest import ROOT, run
 
+CORPUS = ["感冒了吃什么药好得快", "头疼怎么办？", "How to bake bread", "宝宝发烧怎么办", "感冒药有哪些",
+          "高血压不能吃什么", "糖尿病的早期症状", "咳嗽老不好怎么办"]
 PAIRS = [("感冒吃什么药", "感冒了吃什么药好得快"), ("头疼怎么办", "头疼怎么办？"), ("宝宝发烧", "How to bake bread"),
          ("it's a query", "a title with 'quotes' and \"double\" ones")]
 
@@ -46,9 +48,14 @@ def served(tmp_path_factory, tiny_model):
 
     enc_model, enc_tok, _, enc_meta = build_encoder(tiny_model, pooling="mean")
     export_encoder(enc_model, enc_tok, enc_meta, str(d / "encoder"))
+    corpus = d / "corpus.csv"
+    corpus.write_text("".join(t + "\n" for t in CORPUS), encoding="utf-8")
+    milvus_uri = str(d / "milvus.db")
+    run(["recall/build_index.py", "--model_dir", str(d / "encoder"), "--corpus_file", str(corpus), "--milvus_uri",
+         milvus_uri, "--collection", "titles", "--max_seq_length", "32", "--index_type", "FLAT"])
     run(["deploy/export_to_serving.py", "--dirname", exported, "--server_path", str(d / "serving_server"),
          "--client_path", str(d / "serving_client"), "--fetch_alias_names", "predict"])
-    http, rpc = free_port(), free_port()
+    http, rpc, milvus_port = free_port(), free_port(), free_port()
     cfg = d / "config.yml"
     cfg.write_text(f"""
 http_port: {http}
@@ -72,6 +79,14 @@ models:
     kind: encoder
     max_seq_length: 32
     cpu_threads: 1
+search:
+  encoder: encoder
+  ranker: ernie_matching
+  milvus_uri: milvus.db
+  collection: titles
+  recall_num: 6
+  top_k: 3
+  milvus_port: {milvus_port}
 """)
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
     log = open(d / "server.log", "w")
@@ -94,7 +109,7 @@ models:
 
     encoder = EncoderEngine(str(d / "encoder"), max_seq_length=32, cpu_threads=1)
     yield {"encoder": encoder, "base": base, "rpc": f"127.0.0.1:{rpc}", "http_port": http, "engine": engine, "dir": d, "proc": proc,
-           "exported": exported}
+           "exported": exported, "milvus": f"http://127.0.0.1:{milvus_port}"}
     proc.terminate()
     proc.wait(timeout=30)
 
@@ -359,3 +374,59 @@ def test_paddle_serving_config_nlp_yml_is_accepted(tmp_path):
         from_dict({"models": [{"name": "a", "model_dir": "x", "kind": "ocr"}]})
     with pytest.raises(ConfigError, match="'models' must list at least one model"):
         from_dict({"http_port": 1})
+
+
+def test_search_recalls_from_milvus_and_reranks(served):
+    r = requests.post(served["base"] + "/search", json={"query": "感冒吃什么药", "top_k": 4}, timeout=60)
+    assert r.status_code == 200, r.text
+    res = r.json()["results"]
+    assert [x["rank"] for x in res] == [1, 2, 3, 4]
+    scores = [x["rank_score"] for x in res]
+    assert scores == sorted(scores, reverse=True)
+    want = served["engine"].score([("感冒吃什么药", x["text"]) for x in res])
+    np.testing.assert_allclose(scores, want, atol=1e-5)
+    # recall similarity: the cosine of the served encoder's embeddings
+    q = served["encoder"].embed(["感冒吃什么药"], "query")[0]
+    docs = served["encoder"].embed([x["text"] for x in res], "passage")
+    np.testing.assert_allclose([x["recall_similarity"] for x in res], docs @ q, atol=1e-4)
+    assert set(x["text"] for x in res) <= set(CORPUS)
+    # the default top_k of the config, and the recall order when re-ranking is off
+    assert len(requests.post(served["base"] + "/search", json={"query": "头疼"}, timeout=60).json()["results"]) == 3
+    plain = requests.post(served["base"] + "/search", json={"query": "头疼", "rerank": False}, timeout=60).json()
+    sims = [x["recall_similarity"] for x in plain["results"]]
+    assert sims == sorted(sims, reverse=True) and plain["results"][0]["rank_score"] is None
+    health = requests.get(served["base"] + "/health", timeout=10).json()
+    assert health["search"]["rows"] == len(CORPUS)
+
+
+@pytest.mark.parametrize("body,status,message", [
+    ({"query": "  "}, 400, "query is empty"),
+    ({"query": "感冒", "top_k": 0}, 400, "top_k must be an integer"),
+    ({"top_k": 3}, 400, "query must be a string"),
+    (b"\xff\xfe{", 400, "UTF-8"),
+])
+def test_bad_search_requests(served, body, status, message):
+    kw = {"data": body} if isinstance(body, bytes) else {"json": body}
+    r = requests.post(served["base"] + "/search", timeout=60, **kw)
+    assert r.status_code == status and message in r.json()["error"], r.text
+    assert requests.post(served["base"] + "/search", json={"query": "感冒"}, timeout=60).ok  # still serving
+
+
+def test_search_over_pipeline_grpc_and_run_system(served, tmp_path):
+    from deploy.python.rpc_client import PipelineRpcClient
+
+    want = requests.post(served["base"] + "/search", json={"query": "感冒吃什么药", "top_k": 3}, timeout=60).json()
+    err, msg, value = PipelineRpcClient(served["rpc"]).call(["感冒吃什么药"], service="search")
+    assert err == 0, msg
+    assert [x["text"] for x in json.loads(value[0])] == [x["text"] for x in want["results"]]
+    http = requests.post(served["base"] + "/search/prediction", json={"key": ["q"], "value": ["感冒吃什么药"]},
+                         timeout=60).json()
+    assert http["err_no"] == 0 and json.loads(http["value"][0]) == json.loads(value[0])
+    # PaddleNLP's run_system.py flow: embeddings from the encoder service, Milvus searched by the client
+    # through the port the server exposes, scores from the ranker service
+    p = run(["deploy/python/run_system.py", "--server", served["rpc"], "--encoder_service", "encoder",
+             "--ranker_service", "ernie_matching", "--milvus_uri", served["milvus"], "--collection", "titles",
+             "--recall_num", "6", "--top_k", "3", "--output_dir", str(tmp_path), "--query", "感冒吃什么药"])
+    ranked = [l.split("  ")[-1] for l in p.stdout.splitlines() if l.strip()[:2] in ("1.", "2.", "3.")]
+    assert ranked == [x["text"] for x in want["results"]], p.stdout
+    assert os.path.isfile(tmp_path / "recall_result.csv") and os.path.isfile(tmp_path / "rank_result.csv")

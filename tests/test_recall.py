@@ -1,0 +1,198 @@
+"""The recall module: dual-encoder training, export, Milvus index, recall@K, search, bad input."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, head, run
+
+
+@pytest.fixture(scope="module")
+def recall_data(data_dir, tmp_path_factory):
+    d = tmp_path_factory.mktemp("recall_data")
+    train = head(data_dir / "recall/train.csv", d / "train.csv", 96)
+    dev = head(data_dir / "recall/dev.csv", d / "dev.csv", 48)
+    titles = [l.rstrip("\n").split("\t")[1] for l in open(dev, encoding="utf-8")]
+    titles += [l.rstrip("\n").split("\t")[1] for l in open(train, encoding="utf-8")][:80]
+    corpus = d / "corpus.csv"
+    corpus.write_text("".join(t + "\n" for t in dict.fromkeys(titles)), encoding="utf-8")
+    simcse = d / "simcse.csv"
+    simcse.write_text("".join(t + "\n" for t in list(dict.fromkeys(titles))[:64]), encoding="utf-8")
+    return {"train": train, "dev": dev, "corpus": str(corpus), "simcse": str(simcse), "dir": d}
+
+
+def losses(stdout):
+    return [float(l.split("loss: ")[1].split(",")[0]) for l in stdout.splitlines() if l.startswith("global step")]
+
+
+@pytest.fixture(scope="module")
+def trained(recall_data, tiny_model, tmp_path_factory):
+    save = tmp_path_factory.mktemp("batch_neg")
+    p = run(["recall/train_batch_neg.py", "--train_set_file", recall_data["train"], "--save_dir", str(save),
+             "--model_name_or_path", tiny_model, "--pooling", "mean", "--batch_size", "16", "--epochs", "8",
+             "--learning_rate", "2e-3", "--max_seq_length", "32", "--margin", "0.1", "--scale", "20",
+             "--output_emb_size", "64", "--log_steps", "6", "--save_steps", "1000", "--evaluate",
+             "--similar_text_pair_file", recall_data["dev"], "--corpus_file", recall_data["corpus"],
+             "--eval_steps", "24", "--recall_num", "10"], timeout=600)
+    export = tmp_path_factory.mktemp("encoder") / "export"
+    run(["recall/export_model.py", "--params_path", str(save / "model_48"), "--output_path", str(export), "--onnx"])
+    return {"save": save, "stdout": p.stdout, "export": str(export)}
+
+
+def test_in_batch_negative_training_lowers_the_loss_and_reports_recall(trained):
+    ls = losses(trained["stdout"])
+    assert len(ls) == 8
+    assert np.mean(ls[-2:]) < 0.7 * np.mean(ls[:2]), ls
+    assert "recall eval: recall@1=" in trained["stdout"] and "eval_dev recall@10:" in trained["stdout"]
+    assert os.path.isdir(trained["save"] / "model_best")
+    meta = json.load(open(trained["save"] / "model_48" / "ranker.json"))
+    assert meta["kind"] == "encoder" and meta["output_emb_size"] == 64 and meta["objective"] == "in_batch_negatives"
+
+
+def test_exported_encoder_matches_the_dynamic_graph(trained, recall_data):
+    import paddle
+
+    from core.data import TextEncoder, pad
+    from core.engine import EncoderEngine
+    from recall.model import build
+
+    texts = ["感冒吃什么药", "宝宝发烧怎么办", "how to treat a cold"]
+    model, tokenizer, _, meta = build(None, params_path=str(trained["save"] / "model_48"))
+    model.eval()
+    enc = TextEncoder(tokenizer, 32, meta["query_prefix"]).many(texts)
+    with paddle.no_grad():
+        dyn = model(paddle.to_tensor(pad([e[0] for e in enc], tokenizer.pad_token_id)),
+                    paddle.to_tensor(pad([e[1] for e in enc]))).numpy()
+    for backend in ("paddle", "onnxruntime"):
+        engine = EncoderEngine(trained["export"], backend=backend, max_seq_length=32, cpu_threads=1)
+        got = engine.embed(texts, "query")
+        assert got.shape == (3, 64)
+        np.testing.assert_allclose(got, dyn, atol=1e-5)
+        assert engine.backend.output_names[0] == "output_embedding" if backend == "onnxruntime" else True
+    from paddle import inference
+
+    cfg = inference.Config(os.path.join(trained["export"], "inference.json"),
+                           os.path.join(trained["export"], "inference.pdiparams"))
+    assert inference.create_predictor(cfg).get_output_names() == ["output_embedding"]
+
+
+def test_index_recall_and_evaluate_agree_with_brute_force(trained, recall_data, tmp_path):
+    from core.data import read_corpus
+    from core.engine import EncoderEngine
+    from recall.training import read_relevant, recall_report
+
+    uri = str(tmp_path / "milvus.db")
+    p = run(["recall/build_index.py", "--model_dir", trained["export"], "--corpus_file", recall_data["corpus"],
+             "--milvus_uri", uri, "--collection", "titles", "--index_type", "FLAT", "--max_seq_length", "32",
+             "--output_emb_file", str(tmp_path / "corpus.npy")])
+    corpus = read_corpus(recall_data["corpus"])
+    assert f"{len(corpus)} rows, dim 64" in p.stdout and "docs/s" in p.stdout
+    run(["recall/recall.py", "--model_dir", trained["export"], "--similar_text_pair_file", recall_data["dev"],
+         "--milvus_uri", uri, "--collection", "titles", "--recall_result_dir", str(tmp_path), "--recall_num", "20",
+         "--max_seq_length", "32"])
+    lines = open(tmp_path / "recall_result.txt", encoding="utf-8").read().splitlines()
+    queries, relevant = read_relevant(recall_data["dev"])
+    assert len(lines) == 20 * len(queries) and all(len(l.split("\t")) == 3 for l in lines)
+    out = tmp_path / "metrics.json"
+    run(["recall/evaluate.py", "--similar_text_pair_file", recall_data["dev"], "--recall_result_file",
+         str(tmp_path / "recall_result.txt"), "--recall_num", "20", "--output", str(out)])
+    got = json.load(open(out))
+    # brute force over the saved corpus embeddings
+    engine = EncoderEngine(trained["export"], max_seq_length=32, cpu_threads=1)
+    docs = np.load(tmp_path / "corpus.npy")
+    q = engine.embed(queries, "query")
+    top = np.argsort(-(q @ docs.T), axis=1, kind="stable")[:, :20]
+    want = recall_report([[corpus[j] for j in row] for row in top], relevant)
+    for k in ("recall@1", "recall@5", "recall@10", "recall@20", "mrr@10"):
+        assert abs(got[k] - want[k]) < 0.02, (k, got, want)
+    assert got["recall@20"] >= got["recall@5"] >= got["recall@1"] > 0
+
+
+def test_rebuild_keeps_the_old_index_until_the_new_one_is_complete(tmp_path):
+    from core.index import MilvusIndex
+
+    rng = np.random.RandomState(0)
+    old_texts = [f"old {i}" for i in range(40)]
+    new_texts = [f"new {i}" for i in range(60)]
+    vec = {t: v / np.linalg.norm(v) for t, v in zip(old_texts + new_texts, rng.randn(100, 8).astype("float32"))}
+
+    def embed(chunk):
+        return np.stack([vec[t] for t in chunk])
+
+    index = MilvusIndex(str(tmp_path / "m.db"), "docs")
+    assert not index.exists()
+    index.build(old_texts, embed, 8, batch_size=16)
+    assert index.info()["rows"] == 40
+    seen = []
+
+    def failing(chunk):
+        # mid-rebuild: the alias still answers from the old collection
+        seen.append(index.search(vec["old 3"], 1)[0][0].text)
+        if len(seen) == 2:
+            raise RuntimeError("encoder crashed")
+        return embed(chunk)
+
+    with pytest.raises(RuntimeError):
+        index.build(new_texts, failing, 8, batch_size=16)
+    assert seen == ["old 3", "old 3"]
+    info = index.info()
+    assert info["rows"] == 40 and len(index.client.list_collections()) == 1
+    index.build(new_texts, embed, 8, batch_size=16)
+    assert index.info()["rows"] == 60 and len(index.client.list_collections()) == 1
+    hits = index.search(np.stack([vec["new 7"], vec["new 9"]]), 3)
+    assert [h[0].text for h in hits] == ["new 7", "new 9"] and abs(hits[0][0].similarity - 1) < 1e-4
+    index.close()
+
+
+def test_simcse_trains_on_single_texts_and_lowers_the_loss(recall_data, tiny_model, tmp_path):
+    p = run(["recall/train_simcse.py", "--train_set_file", recall_data["simcse"], "--save_dir", str(tmp_path),
+             "--model_name_or_path", tiny_model, "--pooling", "mean", "--batch_size", "16", "--epochs", "6",
+             "--learning_rate", "2e-3", "--max_seq_length", "32", "--dropout", "0.1", "--dup_rate", "0.3",
+             "--logging_steps", "4", "--eval_step", "0"], timeout=600)
+    ls = losses(p.stdout)
+    assert np.mean(ls[-2:]) < np.mean(ls[:2]), ls
+    meta = json.load(open(tmp_path / "model_24" / "ranker.json"))
+    assert meta["objective"] == "simcse"
+
+
+def test_batch_neg_two_process_data_parallel(recall_data, tiny_model, tmp_path):
+    logs = tmp_path / "log"
+    run(["-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(logs),
+         "recall/train_batch_neg.py", "--train_set_file", recall_data["train"], "--model_name_or_path", tiny_model,
+         "--save_dir", str(tmp_path / "ckpt"), "--batch_size", "8", "--max_steps", "4", "--max_seq_length", "32",
+         "--save_steps", "0", "--eval_steps", "0", "--log_steps", "2"], timeout=300)
+    digests = [open(logs / f"workerlog.{r}", encoding="utf-8").read().split(f"rank {r} weights digest:")[1].split()[0]
+               for r in (0, 1)]
+    assert digests[0] == digests[1]
+    assert os.listdir(tmp_path / "ckpt") == ["model_4"]
+
+
+def test_bad_input_is_named_and_nothing_built_is_lost(trained, recall_data, tiny_model, tmp_path):
+    uri = str(tmp_path / "m.db")
+    common = ["--milvus_uri", uri, "--collection", "titles", "--max_seq_length", "32"]
+    # index missing: the message says how to build it
+    p = run(["recall/search.py", "--encoder_dir", trained["export"], "--query", "感冒", *common], check=False)
+    assert p.returncode == 2 and "no index 'titles'" in p.stderr and "build_index" in p.stderr
+    run(["recall/build_index.py", "--model_dir", trained["export"], "--corpus_file", recall_data["corpus"], *common])
+    # a corpus with a bad row: named by file and line; the built index stays
+    bad = tmp_path / "bad_corpus.csv"
+    bad.write_text("第一行\n第二\t行\n", encoding="utf-8")
+    p = run(["recall/build_index.py", "--model_dir", trained["export"], "--corpus_file", str(bad), *common], check=False)
+    assert p.returncode == 2 and f"{bad}:2" in p.stderr and "columns" in p.stderr
+    notutf8 = tmp_path / "latin1.csv"
+    notutf8.write_bytes("caf\xe9\n".encode("latin-1"))
+    p = run(["recall/build_index.py", "--model_dir", trained["export"], "--corpus_file", str(notutf8), *common], check=False)
+    assert p.returncode == 2 and f"{notutf8}:1: not valid UTF-8" in p.stderr
+    # empty query
+    p = run(["recall/search.py", "--encoder_dir", trained["export"], "--query", "  ", *common], check=False)
+    assert p.returncode == 2 and "query is empty" in p.stderr
+    # an encoder of another dimension than the collection
+    other = tmp_path / "other_encoder"
+    run(["recall/export_model.py", "--model_name_or_path", tiny_model, "--output_path", str(other)])
+    p = run(["recall/search.py", "--encoder_dir", str(other), "--query", "感冒", *common], check=False)
+    assert p.returncode == 2 and "dim 32" in p.stderr and "64-dim" in p.stderr
+    # the index survived all of it and answers
+    p = run(["recall/search.py", "--encoder_dir", trained["export"], "--query", "感冒", "--json", "--top_k", "3", *common])
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert len(res["results"]) == 3 and res["results"][0]["rank"] == 1
