@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The main job: set-up, data, the embedded multilingual-e5-small backbone, a short pairwise
-# fine-tune, static export, AUC with Paddle Inference, then the server: one request per protocol.
-# MODEL=DIR uses another backbone; STEPS / BATCH change the fine-tune length.
+# The main job, end to end: set-up, data, the embedded multilingual-e5-small backbone, a short
+# pairwise fine-tune of the ranker (exported, AUC with Paddle Inference), the recall encoder
+# (zero-shot e5: recall@50 is already 0.99 on KUAKE-QTR, see benchmarks/results/recall_quality.md),
+# a Milvus Lite index over every KUAKE-QTR title, then the server: three queries recalled and
+# re-ranked over HTTP and gRPC, PaddleNLP's run_system.py flow, and one request per protocol.
+# MODEL=DIR uses another backbone; STEPS / BATCH change the fine-tune length; REBUILD=1 re-indexes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -34,10 +37,22 @@ echo "== 5. dev AUC / NDCG@3 / MRR with Paddle Inference on the exported graph"
 echo "== 6. Paddle Inference on a few dev pairs"
 "$PYTHON" deploy/python/predict.py --model_dir "$WORK/export/pairwise" --input_file "$DATA_DIR/sort/dev_pairwise.csv" \
   --max_seq_length 64 --limit 8 --cpu_threads "$OMP_NUM_THREADS"
-echo "== 7. package for serving and start the server"
+echo "== 7. recall encoder (zero-shot e5) and the Milvus Lite index over every KUAKE-QTR title"
+MILVUS_DB="$WORK/milvus.db"
+if [ ! -f "$WORK/export/recall/inference.pdiparams" ]; then
+  "$PYTHON" recall/export_model.py --model_name_or_path "$MODEL" --output_path "$WORK/export/recall"
+fi
+if [ "${REBUILD:-0}" = 1 ] || ! "$PYTHON" -c "import sys; from core.index import MilvusIndex; sys.exit(0 if MilvusIndex(sys.argv[1], 'kuake_titles').exists() else 1)" "$MILVUS_DB" 2>/dev/null; then
+  "$PYTHON" -u recall/build_index.py --model_dir "$WORK/export/recall" --corpus_file "$DATA_DIR/recall/corpus.csv" \
+    --milvus_uri "$MILVUS_DB" --collection kuake_titles --max_seq_length 64 --batch_size 64
+else
+  echo "index kuake_titles already in $MILVUS_DB (REBUILD=1 rebuilds it)"
+fi
+
+echo "== 8. package for serving and start the server (ranker, encoder, search)"
 "$PYTHON" deploy/export_to_serving.py --dirname "$WORK/export/pairwise" --server_path "$WORK/serving_server" \
   --client_path "$WORK/serving_client" --fetch_alias_names predict
-HTTP_PORT=${HTTP_PORT:-8090}; RPC_PORT=${RPC_PORT:-8089}
+HTTP_PORT=${HTTP_PORT:-8090}; RPC_PORT=${RPC_PORT:-8089}; MILVUS_PORT=${MILVUS_PORT:-19530}
 cat > "$WORK/serving.yml" <<YML
 http_port: $HTTP_PORT
 rpc_port: $RPC_PORT
@@ -47,6 +62,19 @@ models:
     model_dir: serving_server
     max_seq_length: 64
     cpu_threads: $OMP_NUM_THREADS
+  - name: recall
+    model_dir: export/recall
+    kind: encoder
+    max_seq_length: 64
+    cpu_threads: $OMP_NUM_THREADS
+search:
+  encoder: recall
+  ranker: ernie_matching
+  milvus_uri: milvus.db
+  collection: kuake_titles
+  recall_num: 50
+  top_k: 5
+  milvus_port: $MILVUS_PORT
 YML
 "$PYTHON" -m deploy.server --config "$WORK/serving.yml" > "$WORK/server.log" 2>&1 &
 SERVER_PID=$!
@@ -57,6 +85,21 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 URL="http://127.0.0.1:$HTTP_PORT"
+
+echo "== 9. end-to-end search: recall top 50 from Milvus, re-rank with the pairwise model"
+echo "-- HTTP POST /search"
+"$PYTHON" deploy/python/search_client.py --http "$URL" --query 感冒吃什么药 --query 宝宝发烧怎么办 --query 高血压不能吃什么
+echo "-- Pipeline gRPC, service 'search'"
+"$PYTHON" deploy/python/search_client.py --grpc "127.0.0.1:$RPC_PORT" --query 感冒吃什么药 --query 宝宝发烧怎么办 --query 高血压不能吃什么
+echo "-- PaddleNLP's run_system.py flow: encoder service -> Milvus (the server's port $MILVUS_PORT) -> ranker service"
+"$PYTHON" deploy/python/run_system.py --server "127.0.0.1:$RPC_PORT" --encoder_service recall \
+  --ranker_service ernie_matching --milvus_uri "http://127.0.0.1:$MILVUS_PORT" --collection kuake_titles \
+  --top_k 5 --output_dir "$WORK" --query 失眠多梦怎么调理
+echo "-- curl"
+curl -s -X POST "$URL/search" -d '{"query": "头疼怎么办", "top_k": 3}'
+echo
+
+echo "== 10. the ranker's protocols"
 
 echo "-- Pipeline HTTP (curl)"
 curl -s -X POST "$URL/ernie_matching/prediction" -d '{"key": ["0", "1"], "value": ["{\"query\": \"感冒吃什么药\", \"title\": \"感冒了吃什么药好得快\"}", "{'"'"'query'"'"': '"'"'感冒吃什么药'"'"', '"'"'title'"'"': '"'"'宝宝发烧怎么办'"'"'}"]}'
