@@ -46,7 +46,8 @@ def train_and_score(kind, args, dev_pairs):
 
         result = main(common + ["--train_file", os.path.join(args.data_dir, "sort/train_pairwise.csv"),
                                 "--test_file", os.path.join(args.data_dir, "sort/dev_pairwise.csv"),
-                                "--max_steps", str(args.pairwise_steps), "--margin", "0.1"])
+                                "--max_steps", str(args.pairwise_steps), "--margin", "0.1",
+                                "--pooling", args.pairwise_pooling])
         pairs_per_step = 2 * args.batch_size
     else:
         from cross_encoder.common import build
@@ -65,7 +66,8 @@ def train_and_score(kind, args, dev_pairs):
     t1 = time.time()
     engine = RankerEngine(export_dir, max_seq_length=args.max_seq_length, cpu_threads=2)
     scores = engine.score(dev_pairs)
-    info = {"steps": result["global_step"], "batch_size": args.batch_size, "pairs_per_step": pairs_per_step,
+    info = {"pooling": args.pairwise_pooling if kind == "pairwise" else "backbone default",
+            "steps": result["global_step"], "batch_size": args.batch_size, "pairs_per_step": pairs_per_step,
             "max_seq_length": args.max_seq_length, "learning_rate": lr,
             "train_seconds": round(train_time, 1), "score_seconds": round(time.time() - t1, 1),
             "final_loss": result["last_loss"]}
@@ -82,6 +84,8 @@ def main():
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--learning_rate", type=float, default=5e-5)
     p.add_argument("--pairwise_learning_rate", type=float, default=None, help="default: --learning_rate")
+    p.add_argument("--pairwise_pooling", default="auto", choices=["auto", "cls", "mean"],
+                   help="pooled vector of the pairwise model (auto: e5's mean pooling)")
     p.add_argument("--max_seq_length", type=int, default=64)
     p.add_argument("--systems", default="char_jaccard,bm25,zero_shot_e5,cross_encoder,pairwise")
     p.add_argument("--work_dir", default=os.path.join(ROOT, "work_dirs", "ranking_quality"))
