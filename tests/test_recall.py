@@ -109,7 +109,21 @@ def test_index_recall_and_evaluate_agree_with_brute_force(trained, recall_data, 
     assert got["recall@20"] >= got["recall@5"] >= got["recall@1"] > 0
 
 
-def test_rebuild_keeps_the_old_index_until_the_new_one_is_complete(tmp_path):
+@pytest.fixture(params=["lite", "server"])
+def milvus_uri(request, tmp_path):
+    """A Milvus Lite file, or a Milvus gRPC server (milvus-lite's) reached by http:// like any Milvus."""
+    if request.param == "lite":
+        yield str(tmp_path / "m.db")
+        return
+    from milvus_lite.adapter.grpc.server import start_server_in_thread
+
+    server, db, port = start_server_in_thread(str(tmp_path / "served.db"), host="127.0.0.1", port=0)
+    yield f"http://127.0.0.1:{port}"
+    server.stop(grace=1)
+    db.close()
+
+
+def test_rebuild_keeps_the_old_index_until_the_new_one_is_complete(milvus_uri):
     from core.index import MilvusIndex
 
     rng = np.random.RandomState(0)
@@ -120,7 +134,7 @@ def test_rebuild_keeps_the_old_index_until_the_new_one_is_complete(tmp_path):
     def embed(chunk):
         return np.stack([vec[t] for t in chunk])
 
-    index = MilvusIndex(str(tmp_path / "m.db"), "docs")
+    index = MilvusIndex(milvus_uri, "docs")
     assert not index.exists()
     index.build(old_texts, embed, 8, batch_size=16)
     assert index.info()["rows"] == 40
