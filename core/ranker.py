@@ -30,10 +30,14 @@ def backbone_source(params_path, model_name_or_path):
 
 
 def set_threads(n):
-    """Limit intra-op threads (Paddle's CPU kernels read OMP/MKL settings)."""
+    """Set Paddle's CPU math-library threads, also when Paddle is already loaded (the environment
+    variables alone are read only at start), and the variables for child processes."""
     if n and n > 0:
         for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[k] = str(n)
+        import paddle
+
+        paddle.base.core.set_num_threads(int(n))
 
 
 def score_pairs(predict, tokenizer, pairs, max_seq_length=128, batch_size=32):
