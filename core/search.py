@@ -6,6 +6,7 @@
 
 Without a ranker the recall order is returned (rank_score is then None).
 """
+import threading
 import time
 
 import numpy as np
@@ -21,6 +22,12 @@ class SearchPipeline:
         self.ranker = ranker
         self.recall_num = recall_num
         self.max_top_k = max_top_k
+        self._local = threading.local()  # the server searches from several threads
+
+    @property
+    def last_timings(self):
+        """Stage timings (ms) of this thread's last search."""
+        return getattr(self._local, "timings", {})
 
     def recall(self, queries, top_k):
         emb = self.encoder.embed(queries, "query")
@@ -42,7 +49,7 @@ class SearchPipeline:
         else:
             order = np.arange(len(hits))
         t2 = time.perf_counter()
-        self.last_timings = {"recall_ms": 1000 * (t1 - t0), "rank_ms": 1000 * (t2 - t1)}
+        self._local.timings = {"recall_ms": 1000 * (t1 - t0), "rank_ms": 1000 * (t2 - t1)}
         out = []
         for r, i in enumerate(order[:top_k], start=1):
             h = hits[i]
