@@ -28,27 +28,26 @@ def write_csv(path, rows):
         w.writerows(rows)
 
 
-def run(client, args, query):
+def run(clients, args, query, index=None):
     from core.errors import PipelineError
-    from core.index import MilvusIndex
 
+    encoder_client, ranker_client = clients
     if args.one_call:
-        err, msg, value = client.call([json.dumps({"query": query, "top_k": args.top_k}, ensure_ascii=False)],
-                                      service=args.search_service)
+        err, msg, value = ranker_client.call([json.dumps({"query": query, "top_k": args.top_k}, ensure_ascii=False)],
+                                             service=args.search_service)
         if err:
             raise PipelineError(f"search service: {msg}")
         return [(r["text"], r["recall_similarity"], r["rank_score"]) for r in json.loads(value[0])]
     t0 = time.perf_counter()
-    err, msg, value = client.call([query], service=args.encoder_service)
+    err, msg, value = encoder_client.call([query], service=args.encoder_service)
     if err:
         raise PipelineError(f"encoder service '{args.encoder_service}': {msg}")
     emb = json.loads(value[0])
     t1 = time.perf_counter()
-    index = MilvusIndex(args.milvus_uri, args.collection, token=args.milvus_token)
     hits = index.search(emb, args.recall_num)[0]
     t2 = time.perf_counter()
     write_csv(os.path.join(args.output_dir, "recall_result.csv"), [(query, h.text, h.similarity) for h in hits])
-    err, msg, scores = client.predict([(query, h.text) for h in hits], service=args.ranker_service)
+    err, msg, scores = ranker_client.predict([(query, h.text) for h in hits], service=args.ranker_service)
     if err:
         raise PipelineError(f"ranker service '{args.ranker_service}': {msg}")
     t3 = time.perf_counter()
@@ -62,6 +61,8 @@ def run(client, args, query):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--server", default="127.0.0.1:8089", help="the search server's Pipeline gRPC address")
+    p.add_argument("--encoder_server", default=None, help="a separate server for the encoder (PaddleNLP: :8080)")
+    p.add_argument("--ranker_server", default=None, help="a separate server for the ranker")
     p.add_argument("--encoder_service", default="recall")
     p.add_argument("--ranker_service", default="ernie_matching")
     p.add_argument("--search_service", default="search")
@@ -75,10 +76,22 @@ def main(argv=None):
     p.add_argument("--query", action="append", required=True)
     args = p.parse_args(argv)
     os.makedirs(args.output_dir, exist_ok=True)
-    client = PipelineRpcClient(args.server)
+    clients = (PipelineRpcClient(args.encoder_server or args.server), PipelineRpcClient(args.ranker_server or args.server))
+    index = None
+    if not args.one_call:
+        from core.index import MilvusIndex
+
+        index = MilvusIndex(args.milvus_uri, args.collection, token=args.milvus_token)
     out = {}
+    import grpc
+
+    from core.errors import PipelineError
+
     for q in args.query:
-        ranked = run(client, args, q)
+        try:
+            ranked = run(clients, args, q, index)
+        except grpc.RpcError as e:
+            raise PipelineError(f"Pipeline gRPC call failed: {e.code().name} {e.details()}") from None
         out[q] = ranked
         print(f"query: {q}")
         for i, (text, sim, score) in enumerate(ranked, start=1):
