@@ -42,6 +42,7 @@ def connect(uri, token=None):
     from pymilvus import MilvusClient
 
     logging.getLogger("milvus_lite").setLevel(logging.WARNING)
+    logging.getLogger("faiss").setLevel(logging.WARNING)
     # Milvus Lite's gRPC server logs a traceback for RPCs it does not implement (pymilvus falls back)
     logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
     from pymilvus.exceptions import MilvusException
