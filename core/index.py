@@ -71,6 +71,7 @@ class MilvusIndex:
         self.name = name
         self.client = client or connect(uri, token)
         self._dim = None
+        self._loaded = False
 
     # ------------------------------------------------------------ inspection
     def _target(self):
@@ -166,6 +167,7 @@ class MilvusIndex:
             c.release_collection(old)
             c.drop_collection(old)
         self._dim = None
+        self._loaded = True
         return self.info()
 
     # --------------------------------------------------------------- search
@@ -186,16 +188,11 @@ class MilvusIndex:
             raise IndexError_(f"query embeddings have dim {emb.shape[1]} but index '{self.name}' holds {dim}-dim "
                               "vectors: use the encoder that built it, or rebuild the index with this encoder")
         params = {"metric_type": "IP", "params": {"ef": max(ef or 0, top_k, 64)}}
-        try:
-            res = self.client.search(self.name, data=emb.tolist(), limit=top_k, output_fields=["text"],
-                                     search_params=params)
-        except Exception as e:  # noqa: BLE001
-            if "load" in str(e).lower():  # a reopened Lite database starts released
-                self.load()
-                res = self.client.search(self.name, data=emb.tolist(), limit=top_k, output_fields=["text"],
-                                         search_params=params)
-            else:
-                raise
+        if not self._loaded:  # a reopened Lite database starts with its collections released
+            self.load()
+            self._loaded = True
+        res = self.client.search(self.name, data=emb.tolist(), limit=top_k, output_fields=["text"],
+                                 search_params=params)
         return [[Hit(int(h["id"]), h["entity"]["text"], float(h["distance"])) for h in row] for row in res]
 
     def close(self):
