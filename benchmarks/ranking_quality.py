@@ -47,7 +47,7 @@ def train_and_score(kind, args, dev_pairs):
         result = main(common + ["--train_file", os.path.join(args.data_dir, "sort/train_pairwise.csv"),
                                 "--test_file", os.path.join(args.data_dir, "sort/dev_pairwise.csv"),
                                 "--max_steps", str(args.pairwise_steps), "--margin", "0.1",
-                                "--pooling", args.pairwise_pooling])
+                                "--pooling", args.pairwise_pooling, "--in_batch_pairs", args.pairwise_in_batch])
         pairs_per_step = 2 * args.batch_size
     else:
         from cross_encoder.common import build
@@ -71,6 +71,8 @@ def train_and_score(kind, args, dev_pairs):
             "max_seq_length": args.max_seq_length, "learning_rate": lr,
             "train_seconds": round(train_time, 1), "score_seconds": round(time.time() - t1, 1),
             "final_loss": result["last_loss"]}
+    if kind == "pairwise":
+        info["in_batch_pairs"] = args.pairwise_in_batch
     return scores, info
 
 
@@ -86,6 +88,8 @@ def main():
     p.add_argument("--pairwise_learning_rate", type=float, default=None, help="default: --learning_rate")
     p.add_argument("--pairwise_pooling", default="auto", choices=["auto", "cls", "mean"],
                    help="pooled vector of the pairwise model (auto: e5's mean pooling)")
+    p.add_argument("--pairwise_in_batch", default="auto", choices=["auto", "on", "off"],
+                   help="train_pairwise.py --in_batch_pairs: also rank rows of different queries by graded label")
     p.add_argument("--max_seq_length", type=int, default=64)
     p.add_argument("--systems", default="char_jaccard,bm25,zero_shot_e5,cross_encoder,pairwise")
     p.add_argument("--work_dir", default=os.path.join(ROOT, "work_dirs", "ranking_quality"))
@@ -111,10 +115,12 @@ def main():
 
         scores["zero_shot_e5"] = e5_cosine_scores(pairs, load_backbone("multilingual-e5-small"),
                                                   load_tokenizer("multilingual-e5-small"))
-    previous = {}
+    previous, runs_tried = {}, []
     prev_file = os.path.join(args.out, "ranking_quality.json")
-    if args.reuse and os.path.isfile(prev_file):
-        previous = json.load(open(prev_file)).get("trained", {})
+    if os.path.isfile(prev_file):
+        prev = json.load(open(prev_file))
+        previous = prev.get("trained", {}) if args.reuse else {}
+        runs_tried = prev.get("pairwise_runs", [])
     for kind in ("cross_encoder", "pairwise"):
         if kind in systems and kind in args.reuse.split(",") and kind in previous:
             from core.engine import RankerEngine
@@ -127,6 +133,15 @@ def main():
             print(f"{kind}: dev auc {auc(labels, scores[kind]):.4f}", flush=True)
 
     dev_auc = {k: round(auc(labels, v), 4) for k, v in scores.items()}
+    if "pairwise" in trained and not trained["pairwise"].get("reused_from_previous_run"):
+        for r in runs_tried:
+            if r.get("note") == "the run in the table above":
+                r["note"] = "earlier run of this script"
+        t = trained["pairwise"]
+        runs_tried.append({"pooling": t["pooling"], "learning_rate": t["learning_rate"], "steps": t["steps"],
+                           "batch_size": t["batch_size"], "warmup": 0.1, "in_batch_pairs": t["in_batch_pairs"],
+                           "dev_auc": dev_auc["pairwise"], "train_seconds": t["train_seconds"],
+                           "final_loss": t["final_loss"], "note": "the run in the table above"})
     # NDCG only ranks something for queries with 2+ dev titles (most dev queries have one)
     from collections import Counter
 
@@ -137,7 +152,7 @@ def main():
     data = {"dev_auc": dev_auc, "dev_ndcg3": dev_ndcg3, "dev_pairs": len(pairs), "dev_queries": len(set(queries)),
             "ndcg_queries": len({queries[i] for i in multi}), "ndcg_pairs": len(multi),
             "trained": trained, "backbone": args.model_name_or_path,
-            "targets": {"cross_encoder_auc": 0.85, "pairwise_auc": 0.83}}
+            "targets": {"cross_encoder_auc": 0.85, "pairwise_auc": 0.83}, "pairwise_runs": runs_tried}
     body = report.table(["system", "dev AUC", "dev NDCG@3 (graded)"],
                         [(k, dev_auc[k], dev_ndcg3[k]) for k in scores])
     body += (f"\n\nAUC over all {len(pairs)} dev pairs (relevant = label >= 2). NDCG@3 with graded labels 0..3 over "
@@ -156,6 +171,15 @@ def main():
                              for k, v in trained.items())
                  + ". Targets: cross-encoder AUC >= 0.85, pairwise >= 0.83. Longer runs (more --ce_steps / "
                  "--pairwise_steps) trade CPU hours for quality.")
+    if runs_tried:
+        body += ("\n\n## Pairwise runs tried (batch 16, seq len 64, 10% warm-up, margin 0.1)\n\nin-batch pairs: off = "
+                 "PaddleNLP's loss, one pair per (query, title, neg_title) row; on = every two rows of the batch "
+                 "whose graded labels differ, across queries too (train_pairwise.py --in_batch_pairs).\n\n")
+        body += report.table(["pooling", "lr", "steps", "in-batch pairs", "dev AUC", "note"],
+                             [(r["pooling"], r["learning_rate"], r["steps"],
+                               {"auto": "on", "on": "on"}.get(r.get("in_batch_pairs"), "off"),
+                               "-" if r["dev_auc"] is None else r["dev_auc"], r.get("note", ""))
+                              for r in runs_tried])
     body += "\n\n![ROC curves](ranking_quality_roc.png)\n"
     report.write(args.out, "ranking_quality", data, body)
     import matplotlib

@@ -15,6 +15,7 @@ from .errors import DataError
 warnings.filterwarnings("ignore", message="Be aware, overflowing tokens are not returned")
 
 PAIRWISE_TRAIN = ("query", "title", "neg_title")
+PAIRWISE_LABELS = ("label", "neg_label")  # optional graded labels of title and neg_title
 LABELED_PAIRS = ("query", "title", "label")
 PAIRS = ("query", "title")
 
@@ -38,12 +39,14 @@ def _lines(path):
         raise DataError(f"{path}: file is empty")
 
 
-def read_tsv(path, columns, optional=0, label_column=None, label_values=None, float_columns=()):
+def read_tsv(path, columns, optional=0, label_column=None, label_values=None, float_columns=(), check_row=None):
     """Read a tab-separated file whose rows have `columns` (the last `optional` may be absent).
 
-    Text columns must be non-empty; `label_column` must hold an integer in `label_values`;
-    `float_columns` must parse as numbers. Returns a list of dicts.
+    Text columns must be non-empty; `label_column` (a name or a tuple of names) must hold an
+    integer in `label_values`; `float_columns` must parse as numbers. `check_row(row)` may
+    return a message for a row that is wrong as a whole. Returns a list of dicts.
     """
+    label_columns = (label_column,) if isinstance(label_column, str) else tuple(label_column or ())
     rows = []
     min_cols = len(columns) - optional
     names = ", ".join(columns)
@@ -59,7 +62,7 @@ def read_tsv(path, columns, optional=0, label_column=None, label_values=None, fl
         row = {}
         for name, cell in zip(columns, cells):
             value = cell.strip()
-            if name == label_column:
+            if name in label_columns:
                 try:
                     value = int(value)
                 except ValueError:
@@ -75,6 +78,9 @@ def read_tsv(path, columns, optional=0, label_column=None, label_values=None, fl
             elif not value:
                 raise DataError(f"{path}:{lineno}: column '{name}' is empty")
             row[name] = value
+        problem = check_row(row) if check_row else None
+        if problem:
+            raise DataError(f"{path}:{lineno}: {problem}")
         rows.append(row)
     if not rows:
         raise DataError(f"{path}: no data rows")
@@ -82,8 +88,21 @@ def read_tsv(path, columns, optional=0, label_column=None, label_values=None, fl
 
 
 def read_pairwise_train(path):
-    """query, title (more relevant), neg_title (less relevant)."""
-    return read_tsv(path, PAIRWISE_TRAIN)
+    """query, title (more relevant), neg_title (less relevant), and optionally the graded labels
+    of both (label, neg_label: integers, label > neg_label). The labels are all there or none."""
+    def check(row):
+        has = [name in row for name in PAIRWISE_LABELS]
+        if any(has) and not all(has):
+            return "give both label and neg_label or neither"
+        if all(has) and row["label"] <= row["neg_label"]:
+            return f"label {row['label']} must be greater than neg_label {row['neg_label']}"
+        return None
+
+    rows = read_tsv(path, PAIRWISE_TRAIN + PAIRWISE_LABELS, optional=2, label_column=PAIRWISE_LABELS,
+                    check_row=check)
+    if len({"label" in r for r in rows}) > 1:
+        raise DataError(f"{path}: some rows have graded labels and some do not; give them on every row or none")
+    return rows
 
 
 def read_labeled_pairs(path, label_values=(0, 1)):

@@ -3,7 +3,8 @@
     python datasets/prepare_kuake_qtr.py --src ../shared/datasets/kuake_qtr --out data
 
 Writes (tab-separated, UTF-8; see datasets/README.md for the formats):
-  sort/train_pairwise.csv  header query,title,neg_title  (title label > neg_title label, same query)
+  sort/train_pairwise.csv  header query,title,neg_title,label,neg_label
+                           (title label > neg_title label, same query; the graded labels 0..3)
   sort/dev_pairwise.csv    header query,title,label      (label 1 when KUAKE label >= 2)
   sort/test_pairwise.csv   query,title,score             (unlabeled pairs; score = char Jaccard)
   rank/train.csv           header query,title,label
@@ -76,7 +77,7 @@ def pairwise_triples(rows):
         for t_hi, l_hi in items:
             for t_lo, l_lo in items:
                 if l_hi > l_lo:
-                    triples.append((q, t_hi, t_lo))
+                    triples.append((q, t_hi, t_lo, l_hi, l_lo))
     return triples
 
 
@@ -100,7 +101,8 @@ def main():
         return [(q, t, int(label >= RELEVANT)) for q, t, label in rows]
 
     out = args.out
-    write(os.path.join(out, "sort/train_pairwise.csv"), ("query", "title", "neg_title"), pairwise_triples(train))
+    write(os.path.join(out, "sort/train_pairwise.csv"), ("query", "title", "neg_title", "label", "neg_label"),
+          pairwise_triples(train))
     write(os.path.join(out, "sort/dev_pairwise.csv"), ("query", "title", "label"), binary(dev))
     write(os.path.join(out, "sort/test_pairwise.csv"), None,
           [(q, t, f"{char_jaccard(q, t):.4f}") for q, t, _ in test])

@@ -1,4 +1,10 @@
-"""Pairwise matching: score = sigmoid(Linear(dropout(pooled))), margin ranking loss."""
+"""Pairwise matching: score = sigmoid(Linear(dropout(pooled))), margin ranking loss.
+
+Without labels, each (query, title, neg_title) row gives one pair: title above neg_title
+(PaddleNLP's loss). With graded labels, every two (query, title) rows of the batch whose
+labels differ give a pair, across queries too: the labels are absolute grades, so this also
+teaches scores that compare between queries (what a global AUC or a score threshold needs).
+"""
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
@@ -25,7 +31,8 @@ class PairwiseMatching(nn.Layer):
         """Relevance probability of each (query, title) row, shape [batch]."""
         return F.sigmoid(self.logit(input_ids, token_type_ids))
 
-    def forward(self, pos_input_ids, neg_input_ids, pos_token_type_ids=None, neg_token_type_ids=None):
+    def forward(self, pos_input_ids, neg_input_ids, pos_token_type_ids=None, neg_token_type_ids=None,
+                pos_labels=None, neg_labels=None):
         # one backbone pass over [pos; neg] (padded to a common length; padding is masked out)
         # costs less than two passes of half the batch
         if pos_token_type_ids is None:
@@ -43,5 +50,10 @@ class PairwiseMatching(nn.Layer):
         probs = self.predict(ids, types)
         half = pos_input_ids.shape[0]
         pos, neg = probs[:half], probs[half:]
-        labels = paddle.ones_like(pos)
-        return F.margin_ranking_loss(pos, neg, labels, margin=self.margin)
+        if pos_labels is None:
+            return F.margin_ranking_loss(pos, neg, paddle.ones_like(pos), margin=self.margin)
+        # in-batch graded pairs: row a above row b wherever label_a > label_b
+        grades = paddle.concat([pos_labels, neg_labels]).astype(probs.dtype)
+        above = (grades.unsqueeze(1) > grades.unsqueeze(0)).astype(probs.dtype)
+        hinge = F.relu(self.margin - (probs.unsqueeze(1) - probs.unsqueeze(0)))
+        return (hinge * above).sum() / above.sum()

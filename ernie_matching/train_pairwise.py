@@ -9,8 +9,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import numpy as np  # noqa: E402
+
 from core.args import training_parser  # noqa: E402
 from core.data import EncodedDataset, PairEncoder, collate_pairs, read_labeled_pairs, read_pairwise_train  # noqa: E402
+from core.errors import DataError  # noqa: E402
 from core.evaluation import auc_evaluator  # noqa: E402
 from core.ranker import run_cli  # noqa: E402
 from core.trainer import init_device, set_seed, train  # noqa: E402
@@ -19,10 +22,14 @@ from ernie_matching.common import build  # noqa: E402
 
 def parse_args(argv=None):
     p = training_parser(__doc__)
-    p.add_argument("--train_file", required=True, help="query\\ttitle\\tneg_title (header optional)")
+    p.add_argument("--train_file", required=True,
+                   help="query\\ttitle\\tneg_title[\\tlabel\\tneg_label] (header optional; graded labels optional)")
     p.add_argument("--test_file", required=True, help="query\\ttitle\\tlabel dev file for AUC")
     p.add_argument("--margin", type=float, default=0.2, help="margin between pos_score and neg_score")
     p.add_argument("--save_step", type=int, default=10000, help="save a checkpoint every N steps")
+    p.add_argument("--in_batch_pairs", default="auto", choices=["auto", "on", "off"],
+                   help="also rank rows of different queries by their graded labels (needs the label columns; "
+                        "auto: on when the train file has them)")
     return p.parse_args(argv)
 
 
@@ -32,21 +39,30 @@ def main(argv=None):
     set_seed(args.seed)
     train_rows = read_pairwise_train(args.train_file)
     dev_rows = read_labeled_pairs(args.test_file)
+    graded = "label" in train_rows[0]
+    if args.in_batch_pairs == "on" and not graded:
+        raise DataError(f"{args.train_file}: --in_batch_pairs on needs the label and neg_label columns")
+    in_batch = graded and args.in_batch_pairs != "off"
     model, tokenizer, config, meta = build(args.model_name_or_path, margin=args.margin, dropout=args.dropout,
                                            pooling=args.pooling)
     if args.init_from_ckpt is None and rank == 0:
-        print(f"{len(train_rows)} training triples, {len(dev_rows)} dev pairs, backbone {args.model_name_or_path}")
+        print(f"{len(train_rows)} training triples, {len(dev_rows)} dev pairs, backbone {args.model_name_or_path}"
+              + (", in-batch graded pairs" if in_batch else ""))
     enc = PairEncoder(tokenizer, args.max_seq_length)
-    dataset = EncodedDataset(train_rows, lambda r: (*enc(r["query"], r["title"]), *enc(r["query"], r["neg_title"])))
+    labels = (lambda r: (r["label"], r["neg_label"])) if in_batch else (lambda r: ())
+    dataset = EncodedDataset(train_rows, lambda r: (*enc(r["query"], r["title"]), *enc(r["query"], r["neg_title"]),
+                                                    *labels(r)))
     pad_id, pad_type = tokenizer.pad_token_id or 0, getattr(tokenizer, "pad_token_type_id", 0) or 0
 
     def collate(items):
-        pos = collate_pairs([(a, b) for a, b, _, _ in items], pad_id, pad_type)
-        neg = collate_pairs([(c, d) for _, _, c, d in items], pad_id, pad_type)
-        return pos + neg
+        pos = collate_pairs([it[:2] for it in items], pad_id, pad_type)
+        neg = collate_pairs([it[2:4] for it in items], pad_id, pad_type)
+        graded = [np.asarray([it[k] for it in items], dtype="int64") for k in range(4, len(items[0]))]
+        return pos + neg + graded
 
     def loss_fn(net, t):
-        return net(pos_input_ids=t[0], pos_token_type_ids=t[1], neg_input_ids=t[2], neg_token_type_ids=t[3])
+        extra = {"pos_labels": t[4], "neg_labels": t[5]} if in_batch else {}
+        return net(pos_input_ids=t[0], pos_token_type_ids=t[1], neg_input_ids=t[2], neg_token_type_ids=t[3], **extra)
 
     evaluate = auc_evaluator(tokenizer, dev_rows, args.max_seq_length, args.batch_size)
 

@@ -43,6 +43,8 @@ def test_prepared_files_read_back_with_the_documented_columns(data_dir):
         label.setdefault((clean_field(r["query"]), clean_field(r["title"])), int(r["label"]))
     for t in triples[:2000]:
         assert label[(t["query"], t["title"])] > label[(t["query"], t["neg_title"])]
+        # and carries those graded labels
+        assert (t["label"], t["neg_label"]) == (label[(t["query"], t["title"])], label[(t["query"], t["neg_title"])])
     assert len(rank) > 10000 and len(test) > 1000
     corpus = [l.rstrip("\n") for l in open(data_dir / "recall/corpus.csv", encoding="utf-8")]
     assert len(corpus) == len(set(corpus))
@@ -57,7 +59,11 @@ def write(path, text, mode="w"):
 
 
 @pytest.mark.parametrize("content,reader,expect", [
-    ("query\ttitle\tneg_title\nq1\tt1\tn1\nq2\tt2\n", read_pairwise_train, ":3: expected 3 tab-separated columns"),
+    ("query\ttitle\tneg_title\nq1\tt1\tn1\nq2\tt2\n", read_pairwise_train, ":3: expected 3 to 5 tab-separated columns"),
+    ("q1\tt1\tn1\t3\t1\nq2\tt2\tn2\t1\t2\n", read_pairwise_train, ":2: label 1 must be greater than neg_label 2"),
+    ("q1\tt1\tn1\t3\n", read_pairwise_train, ":1: give both label and neg_label or neither"),
+    ("q1\tt1\tn1\t3\t1\nq2\tt2\tn2\n", read_pairwise_train, "some rows have graded labels and some do not"),
+    ("q1\tt1\tn1\tx\t1\n", read_pairwise_train, ":1: column 'label' must be an integer"),
     ("q1\tt1\tn1\nq2\t \tn2\n", read_pairwise_train, ":2: column 'title' is empty"),
     ("query\ttitle\tlabel\nq\tt\t2\n", read_labeled_pairs, ":2: column 'label' is 2, allowed values are 0, 1"),
     ("query\ttitle\tlabel\nq\tt\tyes\n", read_labeled_pairs, ":2: column 'label' must be an integer"),

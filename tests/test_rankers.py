@@ -106,3 +106,45 @@ def test_static_graph_matches_dynamic(trained, small, tmp_path):
     assert ((static >= 0) & (static <= 1)).all()
     np.testing.assert_allclose(static, dynamic, atol=1e-5)
     assert float(np.std(static)) > 0  # a real score, not a constant
+
+
+def test_pairwise_loss_row_pairs_and_graded_in_batch_pairs(tiny_model):
+    """Without labels: PaddleNLP's margin loss over each row's (title, neg_title). With graded labels:
+    the hinge over every two rows of the batch whose labels differ, queries mixed."""
+    import paddle
+
+    from ernie_matching.common import build
+
+    model, tok, _, _ = build(tiny_model, margin=0.1, dropout=0.0)
+    model.eval()
+    rng = np.random.RandomState(0)
+    vocab = tok.vocab_size if hasattr(tok, "vocab_size") else 50
+    pos = paddle.to_tensor(rng.randint(5, vocab, size=(4, 12)).astype("int64"))
+    neg = paddle.to_tensor(rng.randint(5, vocab, size=(4, 9)).astype("int64"))
+    p = model.predict(pos).numpy()
+    n = model.predict(neg).numpy()
+    want = np.maximum(0, 0.1 - (p - n)).mean()
+    np.testing.assert_allclose(float(model(pos, neg)), want, rtol=1e-5, atol=1e-6)
+
+    pos_labels, neg_labels = np.array([3, 2, 3, 1]), np.array([2, 0, 1, 0])
+    scores, grades = np.concatenate([p, n]), np.concatenate([pos_labels, neg_labels])
+    hinges = [max(0.0, 0.1 - (scores[a] - scores[b]))
+              for a in range(8) for b in range(8) if grades[a] > grades[b]]
+    got = float(model(pos, neg, pos_labels=paddle.to_tensor(pos_labels), neg_labels=paddle.to_tensor(neg_labels)))
+    np.testing.assert_allclose(got, np.mean(hinges), rtol=1e-5, atol=1e-6)
+    assert len(hinges) > 4  # more pairs than the rows alone give
+
+
+def test_pairwise_trains_on_paddlenlp_three_column_triples(small, tiny_model, tmp_path):
+    from core.errors import DataError
+    from ernie_matching.train_pairwise import main
+
+    rows = open(small["pair_train"], encoding="utf-8").read().splitlines()
+    three = tmp_path / "triples.csv"
+    three.write_text("\n".join("\t".join(r.split("\t")[:3]) for r in rows) + "\n", encoding="utf-8")
+    common = ["--test_file", small["dev"], "--model_name_or_path", tiny_model, "--batch_size", "8",
+              "--max_steps", "3", "--eval_step", "0", "--save_step", "0", "--max_seq_length", "32"]
+    result = main(["--train_file", str(three), "--save_dir", str(tmp_path / "a"), *common])
+    assert result["global_step"] == 3 and all(np.isfinite(result["losses"]))
+    with pytest.raises(DataError, match="needs the label and neg_label columns"):
+        main(["--train_file", str(three), "--save_dir", str(tmp_path / "b"), "--in_batch_pairs", "on", *common])
