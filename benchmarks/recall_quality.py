@@ -178,8 +178,10 @@ def eval_bm25(ds):
 
 def rerank_ndcg(ds, retrieved_by_system, args, label):
     """NDCG@10 of each recall system's top --rerank_depth: recall order, re-ranked by the ranker alone,
-    and reciprocal-rank fusion of the two orders (k=10). Ranker scores are cached across systems."""
+    and re-ranked the way /search does by default (core.search.fuse: reciprocal-rank fusion of the two
+    orders, k=10). Ranker scores are cached across systems."""
     from core.engine import RankerEngine
+    from core.search import fuse
 
     rng = np.random.RandomState(0)
     idx = sorted(rng.permutation(len(ds["queries"]))[: args.rerank_queries].tolist())
@@ -196,12 +198,9 @@ def rerank_ndcg(ds, retrieved_by_system, args, label):
                 cache.update(zip([(q, t) for t in todo], engine.score([(q, t) for t in todo])))
             scores = np.array([cache[(q, t)] for t in cand])
             order = np.argsort(-scores, kind="mergesort")
-            rank_of = np.empty(len(cand))
-            rank_of[order] = np.arange(len(cand))
-            rrf = 1 / (10 + np.arange(len(cand))) + 1 / (10 + rank_of)
             before.append(ndcg10(cand, q, label))
             after.append(ndcg10([cand[j] for j in order], q, label))
-            fused.append(ndcg10([cand[j] for j in np.argsort(-rrf, kind="mergesort")], q, label))
+            fused.append(ndcg10([cand[j] for j in fuse(scores, 10)[0]], q, label))
         out[system] = {"ndcg@10_recall_order": round(float(np.mean(before)), 4),
                        "ndcg@10_reranked": round(float(np.mean(after)), 4),
                        "ndcg@10_fused": round(float(np.mean(fused)), 4)}
@@ -293,8 +292,9 @@ def main():
         targets["zero_shot_r50_headroom_points"] = round(100 * (1 - kuake["zero_shot_e5"]["recall@50"]), 2)
     if end_to_end:
         for system, m in end_to_end["systems"].items():
-            targets[f"rerank_raises_ndcg10 ({system})"] = bool(m["ndcg@10_reranked"] > m["ndcg@10_recall_order"])
-            targets[f"fusion_raises_ndcg10 ({system})"] = bool(m["ndcg@10_fused"] > m["ndcg@10_recall_order"])
+            targets[f"rerank_raises_ndcg10 ({system}, /search default: fused)"] = bool(
+                m["ndcg@10_fused"] > m["ndcg@10_recall_order"])
+            targets[f"ranker_alone_raises_ndcg10 ({system})"] = bool(m["ndcg@10_reranked"] > m["ndcg@10_recall_order"])
     png = os.path.join(args.out, "recall_quality_recall_at_k.png")
     os.makedirs(args.out, exist_ok=True)
     plot(results, png)
@@ -324,9 +324,10 @@ def main():
         body += ("## End to end on KUAKE-QTR: recall then re-rank\n\n"
                  f"Top {end_to_end['depth']} recalled for {end_to_end['queries']} dev queries, re-ranked by "
                  f"{end_to_end['reranker']}. NDCG@10 with the graded labels 0..3 of every judged (query, title) "
-                 "of train and dev (unjudged titles count 0); fused = reciprocal-rank fusion (k=10) of the recall "
-                 "order and the ranker's order.\n\n")
-        body += report.table(["recall system", "recall order", "re-ranked", "fused"],
+                 "of train and dev (unjudged titles count 0). fused = what /search, recall.search and run_system.py "
+                 "return by default (rerank: fused): reciprocal-rank fusion, 1/(10 + rank), of the recall order "
+                 "and the ranker's order; ranker alone = rerank: ranker (PaddleNLP's order).\n\n")
+        body += report.table(["recall system", "recall order", "ranker alone", "fused (default)"],
                              [[s, m["ndcg@10_recall_order"], m["ndcg@10_reranked"], m["ndcg@10_fused"]]
                               for s, m in end_to_end["systems"].items()]) + "\n\n"
     body += "## Targets\n\n" + "\n".join(f"- {k}: {v}" for k, v in targets.items()) + "\n\n"

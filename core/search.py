@@ -2,9 +2,14 @@
 
     pipe = SearchPipeline(EncoderEngine(encoder_dir), MilvusIndex(uri, name), RankerEngine(ranker_dir))
     pipe.search("感冒吃什么药", top_k=10)
-    -> [{"rank": 1, "id": 17, "text": "...", "recall_similarity": 0.83, "rank_score": 0.91}, ...]
+    -> [{"rank": 1, "id": 17, "text": "...", "recall_similarity": 0.83, "rank_score": 0.91,
+         "fused_score": 0.18}, ...]
 
-Without a ranker the recall order is returned (rank_score is then None).
+Re-ranking modes: "fused" (the default) orders by reciprocal-rank fusion of the recall order and
+the ranker's order, score 1/(k + recall rank) + 1/(k + ranker rank) with ranks from 1; "ranker"
+orders by the ranker's score alone (PaddleNLP's run_system.py). On KUAKE-QTR the ranker alone
+lowers NDCG@10 of the recalled list while the fusion raises it (benchmarks/results/recall_quality.md).
+Without a ranker, or with rerank=False, the recall order is returned (rank_score is then None).
 """
 import threading
 import time
@@ -15,13 +20,37 @@ from .data import check_text
 from .errors import DataError
 
 
+RERANK_MODES = ("fused", "ranker")
+MAX_RECALL_NUM = 1000
+
+
+def fuse(scores, k=10):
+    """Reciprocal-rank fusion of the input order (recall) and the order of `scores` (ranker).
+
+    Returns (order, fused): indices best first (ties keep the recall order) and each row's fused score."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    n = len(scores)
+    ranker_rank = np.empty(n)
+    ranker_rank[np.argsort(-scores, kind="mergesort")] = np.arange(1, n + 1)
+    fused = 1.0 / (k + np.arange(1, n + 1)) + 1.0 / (k + ranker_rank)
+    return np.argsort(-fused, kind="mergesort"), fused
+
+
+def check_rerank_mode(mode):
+    if mode not in RERANK_MODES:
+        raise DataError(f"rerank must be one of {', '.join(RERANK_MODES)} (or true/false), got {mode!r}")
+    return mode
+
+
 class SearchPipeline:
-    def __init__(self, encoder, index, ranker=None, recall_num=50, max_top_k=200):
+    def __init__(self, encoder, index, ranker=None, recall_num=50, max_top_k=200, rerank="fused", rrf_k=10):
         self.encoder = encoder
         self.index = index
         self.ranker = ranker
         self.recall_num = recall_num
         self.max_top_k = max_top_k
+        self.rerank = check_rerank_mode(rerank)
+        self.rrf_k = rrf_k
         self._local = threading.local()  # the server searches from several threads
 
     @property
@@ -34,18 +63,27 @@ class SearchPipeline:
         return self.index.search(emb, top_k)
 
     def search(self, query, top_k=10, recall_num=None, rerank=True):
-        """One query -> top_k results; the timings of each stage are in `self.last_timings`."""
+        """One query -> top_k results; the timings of each stage are in `self.last_timings`.
+
+        rerank: True (this pipeline's mode), False (recall order), or a mode of RERANK_MODES."""
         check_text(query, "query")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.max_top_k:
             raise DataError(f"top_k must be an integer from 1 to {self.max_top_k}, got {top_k!r}")
+        if recall_num is not None and (isinstance(recall_num, bool) or not isinstance(recall_num, int)
+                                       or not 1 <= recall_num <= MAX_RECALL_NUM):
+            raise DataError(f"recall_num must be an integer from 1 to {MAX_RECALL_NUM}, got {recall_num!r}")
+        mode = self.rerank if rerank is True else (None if rerank is False else check_rerank_mode(rerank))
         recall_num = max(recall_num or self.recall_num, top_k)
         t0 = time.perf_counter()
         hits = self.recall([query], recall_num)[0]
         t1 = time.perf_counter()
-        scores = None
-        if rerank and self.ranker is not None and hits:
+        scores = fused = None
+        if mode and self.ranker is not None and hits:
             scores = np.asarray(self.ranker.score([(query, h.text) for h in hits]), dtype=np.float64).reshape(-1)
-            order = np.argsort(-scores, kind="mergesort")
+            if mode == "fused":
+                order, fused = fuse(scores, self.rrf_k)
+            else:
+                order = np.argsort(-scores, kind="mergesort")
         else:
             order = np.arange(len(hits))
         t2 = time.perf_counter()
@@ -55,4 +93,6 @@ class SearchPipeline:
             h = hits[i]
             out.append({"rank": r, "id": h.id, "text": h.text, "recall_similarity": round(h.similarity, 6),
                         "rank_score": None if scores is None else round(float(scores[i]), 6)})
+            if fused is not None:
+                out[-1]["fused_score"] = round(float(fused[i]), 6)
         return out

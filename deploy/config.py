@@ -20,6 +20,8 @@ A Paddle Serving config_nlp.yml itself is accepted too: every `op` whose
     search:                  # optional: end-to-end search, POST /search and Pipeline service "search"
       encoder: recall        # a kind: encoder model above (embeds the query)
       ranker: ranker         # a kind: ranker model above (re-ranks the recalled titles); null: recall order
+      rerank: fused          # fused: reciprocal-rank fusion of recall and ranker orders; ranker: ranker score only
+      rrf_k: 10              # the k of the fusion, 1/(k + rank)
       milvus_uri: ../work_dirs/milvus.db   # Milvus Lite path (relative to this file) or http://host:19530
       collection: kuake_titles
       recall_num: 50         # titles recalled per query before re-ranking
@@ -140,4 +142,14 @@ def _search(raw, models, base_dir, where):
     return {"name": str(raw.get("name", "search")), "encoder": enc, "ranker": ranker, "milvus_uri": uri,
             "milvus_token": raw.get("milvus_token"), "collection": str(raw.get("collection", "kuake_titles")),
             "recall_num": _int(raw, "recall_num", 50, w, 1), "top_k": _int(raw, "top_k", 10, w, 1),
-            "milvus_port": _int(raw, "milvus_port", 0, w)}
+            "milvus_port": _int(raw, "milvus_port", 0, w), "rerank": _rerank_mode(raw, w),
+            "rrf_k": _int(raw, "rrf_k", 10, w, 0)}
+
+
+def _rerank_mode(raw, where):
+    from core.search import RERANK_MODES
+
+    mode = raw.get("rerank", "fused")
+    if mode not in RERANK_MODES:
+        raise ConfigError(f"{where}: 'rerank' must be one of {', '.join(RERANK_MODES)}, got {mode!r}")
+    return mode

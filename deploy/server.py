@@ -7,7 +7,8 @@
 - General model   POST /GeneralModelService/inference   JSON or application/proto, gzip accepted
 - Rerank          POST /v1/rerank              {"query", "documents", "top_n"} -> {"results": [{"index", "relevance_score"}]}
 - Embeddings      POST /v1/embeddings          OpenAI shape, when a recall encoder (kind: encoder) is served
-- Search          POST /search                 {"query", "top_k"} -> recall from Milvus, re-rank, ranked results;
+- Search          POST /search                 {"query", "top_k", "recall_num", "rerank"} -> recall from Milvus,
+                  re-rank (rerank: true = the configured mode, "fused", "ranker", or false), ranked results;
                   also the Pipeline service "search" (HTTP /search/prediction and gRPC), value = query texts
 - GET /health, GET /metrics (Prometheus)
 Concurrent requests to a model are batched together (see deploy/batching.py).
@@ -138,7 +139,8 @@ class Server:
             uri = f"http://127.0.0.1:{port}"
         index = MilvusIndex(uri, sc["collection"], token=sc.get("milvus_token"))
         ranker = self.services[sc["ranker"]] if sc["ranker"] else None
-        self.searcher = SearchPipeline(self.services[sc["encoder"]], index, ranker, recall_num=sc["recall_num"])
+        self.searcher = SearchPipeline(self.services[sc["encoder"]], index, ranker, recall_num=sc["recall_num"],
+                                       rerank=sc["rerank"], rrf_k=sc["rrf_k"])
         if not index.exists():
             log.warning("search: no index '%s' yet at %s; /search answers 503 until it is built", sc["collection"], uri)
 
@@ -178,20 +180,21 @@ class Server:
             return P.pipeline_reply([], [], P.INPUT_PARAMS_ERROR, str(e))
 
     def _pipeline_search(self, key, value):
-        """value[i]: a query text, or JSON {"query", "top_k"}; reply value[i]: JSON list of results."""
+        """value[i]: a query text, or JSON {"query", "top_k", "rerank"}; reply value[i]: JSON list of results."""
         try:
             if not isinstance(key, list) or not isinstance(value, list) or len(key) != len(value) or not value:
                 raise DataError("'key' and 'value' must be non-empty lists of the same length")
             out = []
             for i, v in enumerate(value):
-                top_k = self.cfg["search"]["top_k"]
+                top_k, rerank = self.cfg["search"]["top_k"], True
                 try:
                     obj = json.loads(v)
                 except ValueError:
                     obj = None
                 if isinstance(obj, dict):
-                    v, top_k = obj.get("query"), obj.get("top_k", top_k)
-                out.append(json.dumps(self.searcher.search(P.text_from_value(v, i), top_k), ensure_ascii=False))
+                    v, top_k, rerank = obj.get("query"), obj.get("top_k", top_k), obj.get("rerank", True)
+                out.append(json.dumps(self.searcher.search(P.text_from_value(v, i), top_k, rerank=rerank),
+                                      ensure_ascii=False))
             return P.pipeline_reply(list(key), out)
         except PipelineError as e:
             return P.pipeline_reply([], [], P.INPUT_PARAMS_ERROR, str(e))
@@ -203,7 +206,7 @@ class Server:
             raise DataError("body must be a JSON object with 'query' and optional 'top_k'")
         top_k = obj.get("top_k", self.cfg["search"]["top_k"])
         results = self.searcher.search(obj.get("query"), top_k, recall_num=obj.get("recall_num"),
-                                       rerank=obj.get("rerank", True) is not False)
+                                       rerank=obj.get("rerank", True))
         return {"query": obj["query"], "results": results, "timings_ms": {k: round(v, 2) for k, v in
                                                                           self.searcher.last_timings.items()}}
 

@@ -3,7 +3,9 @@
     python -m recall.search --encoder_dir output/recall_encoder --ranker_dir output/pairwise \
         --milvus_uri work_dirs/milvus.db --collection kuake_titles --query "感冒吃什么药" --top_k 10
 Several --query flags (or --query_file, one per line) run one after another. --json prints JSON.
-Without --ranker_dir the recall order is returned. A running server does the same at POST /search.
+Without --ranker_dir the recall order is returned; --rerank picks how the ranker re-orders the recalled
+titles (fused: reciprocal-rank fusion with the recall order; ranker: ranker score only).
+A running server does the same at POST /search.
 """
 import argparse
 import json
@@ -36,6 +38,9 @@ def main(argv=None):
     p.add_argument("--query_file", default=None)
     p.add_argument("--top_k", type=int, default=10)
     p.add_argument("--recall_num", type=int, default=50, help="titles recalled before re-ranking")
+    p.add_argument("--rerank", default="fused", choices=["fused", "ranker"],
+                   help="fused: reciprocal-rank fusion of the recall and ranker orders; ranker: ranker score only")
+    p.add_argument("--rrf_k", type=int, default=10, help="the k of the fusion, 1/(k + rank)")
     p.add_argument("--json", action="store_true")
     add_index_args(p)
     add_engine_args(p)
@@ -53,7 +58,7 @@ def main(argv=None):
     kw = dict(backend=args.backend, max_seq_length=args.max_seq_length, cpu_threads=threads, batch_size=args.batch_size)
     encoder = EncoderEngine(args.encoder_dir, **kw)
     ranker = RankerEngine(args.ranker_dir, **kw) if args.ranker_dir else None
-    pipe = SearchPipeline(encoder, index, ranker, recall_num=args.recall_num)
+    pipe = SearchPipeline(encoder, index, ranker, recall_num=args.recall_num, rerank=args.rerank, rrf_k=args.rrf_k)
     out = []
     for q in queries:
         results = pipe.search(q, args.top_k)

@@ -374,15 +374,21 @@ def test_paddle_serving_config_nlp_yml_is_accepted(tmp_path):
         from_dict({"models": [{"name": "a", "model_dir": "x", "kind": "ocr"}]})
     with pytest.raises(ConfigError, match="'models' must list at least one model"):
         from_dict({"http_port": 1})
+    models = [{"name": "r", "model_dir": "x"}, {"name": "e", "model_dir": "y", "kind": "encoder"}]
+    search = from_dict({"models": models, "search": {"encoder": "e", "ranker": "r"}}, base_dir=str(tmp_path))["search"]
+    assert (search["rerank"], search["rrf_k"]) == ("fused", 10)
+    with pytest.raises(ConfigError, match="search: 'rerank' must be one of fused, ranker, got 'best'"):
+        from_dict({"models": models, "search": {"encoder": "e", "ranker": "r", "rerank": "best"}})
 
 
 def test_search_recalls_from_milvus_and_reranks(served):
-    r = requests.post(served["base"] + "/search", json={"query": "感冒吃什么药", "top_k": 4}, timeout=60)
+    url = served["base"] + "/search"
+    r = requests.post(url, json={"query": "感冒吃什么药", "top_k": 4, "rerank": "ranker"}, timeout=60)
     assert r.status_code == 200, r.text
     res = r.json()["results"]
     assert [x["rank"] for x in res] == [1, 2, 3, 4]
     scores = [x["rank_score"] for x in res]
-    assert scores == sorted(scores, reverse=True)
+    assert scores == sorted(scores, reverse=True) and "fused_score" not in res[0]
     want = served["engine"].score([("感冒吃什么药", x["text"]) for x in res])
     np.testing.assert_allclose(scores, want, atol=1e-5)
     # recall similarity: the cosine of the served encoder's embeddings
@@ -391,10 +397,18 @@ def test_search_recalls_from_milvus_and_reranks(served):
     np.testing.assert_allclose([x["recall_similarity"] for x in res], docs @ q, atol=1e-4)
     assert set(x["text"] for x in res) <= set(CORPUS)
     # the default top_k of the config, and the recall order when re-ranking is off
-    assert len(requests.post(served["base"] + "/search", json={"query": "头疼"}, timeout=60).json()["results"]) == 3
-    plain = requests.post(served["base"] + "/search", json={"query": "头疼", "rerank": False}, timeout=60).json()
-    sims = [x["recall_similarity"] for x in plain["results"]]
-    assert sims == sorted(sims, reverse=True) and plain["results"][0]["rank_score"] is None
+    assert len(requests.post(url, json={"query": "头疼"}, timeout=60).json()["results"]) == 3
+    plain = requests.post(url, json={"query": "头疼", "rerank": False, "top_k": 6}, timeout=60).json()["results"]
+    sims = [x["recall_similarity"] for x in plain]
+    assert sims == sorted(sims, reverse=True) and plain[0]["rank_score"] is None
+    # the default: reciprocal-rank fusion (k = 10) of the recall order and the ranker's order
+    fused = requests.post(url, json={"query": "头疼", "top_k": 6}, timeout=60).json()["results"]
+    assert sorted(x["text"] for x in fused) == sorted(x["text"] for x in plain)
+    ranker = served["engine"].score([("头疼", x["text"]) for x in plain])
+    by_ranker = sorted(range(6), key=lambda i: -ranker[i])
+    rrf = {plain[i]["text"]: 1 / (10 + i + 1) + 1 / (10 + by_ranker.index(i) + 1) for i in range(6)}
+    np.testing.assert_allclose([x["fused_score"] for x in fused], [rrf[x["text"]] for x in fused], atol=1e-5)
+    assert [x["fused_score"] for x in fused] == sorted((x["fused_score"] for x in fused), reverse=True)
     health = requests.get(served["base"] + "/health", timeout=10).json()
     assert health["search"]["rows"] == len(CORPUS)
 
@@ -402,6 +416,8 @@ def test_search_recalls_from_milvus_and_reranks(served):
 @pytest.mark.parametrize("body,status,message", [
     ({"query": "  "}, 400, "query is empty"),
     ({"query": "感冒", "top_k": 0}, 400, "top_k must be an integer"),
+    ({"query": "感冒", "recall_num": "many"}, 400, "recall_num must be an integer"),
+    ({"query": "感冒", "rerank": "best"}, 400, "rerank must be one of fused, ranker"),
     ({"top_k": 3}, 400, "query must be a string"),
     (b"\xff\xfe{", 400, "UTF-8"),
 ])
@@ -430,3 +446,15 @@ def test_search_over_pipeline_grpc_and_run_system(served, tmp_path):
     ranked = [l.split("  ")[-1] for l in p.stdout.splitlines() if l.strip()[:2] in ("1.", "2.", "3.")]
     assert ranked == [x["text"] for x in want["results"]], p.stdout
     assert os.path.isfile(tmp_path / "recall_result.csv") and os.path.isfile(tmp_path / "rank_result.csv")
+    # the ranker's order alone, asked of the search service and computed by run_system.py
+    by_ranker = requests.post(served["base"] + "/search", json={"query": "感冒吃什么药", "top_k": 6, "rerank": "ranker"},
+                              timeout=60).json()["results"]
+    err, msg, value = PipelineRpcClient(served["rpc"]).call(
+        [json.dumps({"query": "感冒吃什么药", "top_k": 6, "rerank": "ranker"})], service="search")
+    assert err == 0 and [x["text"] for x in json.loads(value[0])] == [x["text"] for x in by_ranker]
+    p = run(["deploy/python/run_system.py", "--server", served["rpc"], "--encoder_service", "encoder",
+             "--ranker_service", "ernie_matching", "--milvus_uri", served["milvus"], "--collection", "titles",
+             "--recall_num", "6", "--top_k", "6", "--rerank", "ranker", "--output_dir", str(tmp_path),
+             "--query", "感冒吃什么药"])
+    ranked = [l.split("  ")[-1] for l in p.stdout.splitlines() if l.strip()[:2] in [f"{i}." for i in range(1, 7)]]
+    assert ranked == [x["text"] for x in by_ranker], p.stdout

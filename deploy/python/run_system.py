@@ -5,7 +5,9 @@
 1. the server's encoder service embeds the query (Pipeline request, value = the text);
 2. this process searches Milvus (a Milvus server, or the Lite database the search server exposes
    on search.milvus_port) and writes recall_result.csv;
-3. the server's ranker service scores (query, title) pairs; results sorted by score -> rank_result.csv.
+3. the server's ranker service scores (query, title) pairs; results ordered by the fusion of recall and
+   ranker orders (--rerank fused, the default) or by the ranker's score (--rerank ranker, PaddleNLP's
+   order) -> rank_result.csv.
 --one_call sends the query to the server's "search" service instead (recall and re-rank in one request).
 """
 import argparse
@@ -14,6 +16,8 @@ import json
 import os
 import sys
 import time
+
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -33,8 +37,8 @@ def run(clients, args, query, index=None):
 
     encoder_client, ranker_client = clients
     if args.one_call:
-        err, msg, value = ranker_client.call([json.dumps({"query": query, "top_k": args.top_k}, ensure_ascii=False)],
-                                             service=args.search_service)
+        request = {"query": query, "top_k": args.top_k, "rerank": args.rerank}
+        err, msg, value = ranker_client.call([json.dumps(request, ensure_ascii=False)], service=args.search_service)
         if err:
             raise PipelineError(f"search service: {msg}")
         return [(r["text"], r["recall_similarity"], r["rank_score"]) for r in json.loads(value[0])]
@@ -51,7 +55,10 @@ def run(clients, args, query, index=None):
     if err:
         raise PipelineError(f"ranker service '{args.ranker_service}': {msg}")
     t3 = time.perf_counter()
-    ranked = sorted(zip(hits, scores), key=lambda x: -x[1])
+    from core.search import fuse
+
+    order = fuse(scores, args.rrf_k)[0] if args.rerank == "fused" else np.argsort(-np.asarray(scores), kind="mergesort")
+    ranked = [(hits[i], scores[i]) for i in order]
     write_csv(os.path.join(args.output_dir, "rank_result.csv"), [(query, h.text, s) for h, s in ranked])
     print(f"feature extraction {1000 * (t1 - t0):.0f} ms, Milvus search {1000 * (t2 - t1):.0f} ms, "
           f"ranking {1000 * (t3 - t2):.0f} ms")
@@ -72,6 +79,10 @@ def main(argv=None):
     p.add_argument("--collection", default="kuake_titles")
     p.add_argument("--recall_num", type=int, default=50)
     p.add_argument("--top_k", type=int, default=10)
+    p.add_argument("--rerank", default="fused", choices=["fused", "ranker"],
+                   help="fused: reciprocal-rank fusion of the recall and ranker orders; ranker: ranker score only "
+                        "(PaddleNLP's order)")
+    p.add_argument("--rrf_k", type=int, default=10, help="the k of the fusion, 1/(k + rank)")
     p.add_argument("--output_dir", default=".", help="where recall_result.csv and rank_result.csv go")
     p.add_argument("--query", action="append", required=True)
     args = p.parse_args(argv)
