@@ -43,19 +43,15 @@ def e5_embed(texts, model, tokenizer, prefix, batch_size=64, max_seq_length=128)
     """L2-normalised mean-pooled embeddings of `prefix + text` with a (converted e5) backbone."""
     import paddle
 
-    from .data import pad
+    from .data import pad, run_by_length
     from .pooling import encode
 
     ids = [[tokenizer.bos_token_id] + x[: max_seq_length - 2] + [tokenizer.eos_token_id]
            for x in tokenizer.encode_fast([prefix + t for t in texts])]
-    order = np.argsort([len(x) for x in ids], kind="mergesort")
-    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     model.eval()
     with paddle.no_grad():
-        for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
-            batch = paddle.to_tensor(pad([ids[j] for j in idx], tokenizer.pad_token_id))
-            out[idx] = encode(model, batch, None, "mean", tokenizer.pad_token_id).numpy()
+        out = run_by_length(ids, batch_size, lambda batch: encode(
+            model, paddle.to_tensor(pad(batch, tokenizer.pad_token_id)), None, "mean", tokenizer.pad_token_id).numpy())
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 

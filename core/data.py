@@ -192,6 +192,21 @@ def pad(seqs, pad_value=0, dtype="int64"):
     return out
 
 
+def run_by_length(rows, batch_size, run_batch, length=len):
+    """Inference over `rows` in batches of similar length (little padding): `run_batch(list of rows)`
+    gives one output row per input row; the outputs come back in the input order as a float32 array
+    (None when there are no rows)."""
+    order = np.argsort([length(r) for r in rows], kind="mergesort")
+    out = None
+    for i in range(0, len(order), batch_size):
+        idx = order[i : i + batch_size]
+        res = np.asarray(run_batch([rows[j] for j in idx]))
+        if out is None:
+            out = np.zeros((len(rows),) + res.shape[1:], dtype=np.float32)
+        out[idx] = res
+    return out
+
+
 class EncodedDataset:
     """A list of examples featurized lazily (and cached) by `fn`."""
 

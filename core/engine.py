@@ -16,7 +16,7 @@ import threading
 import numpy as np
 
 from core.backbone import load_tokenizer
-from core.data import PairEncoder, TextEncoder, pad
+from core.data import PairEncoder, TextEncoder, pad, run_by_length
 from core.errors import DataError, ModelLoadError
 from core.inference import ONNX_FILE, ONNX_INT8_FILE, PaddlePredictor, to_onnx  # noqa: F401  (to_onnx re-exported)
 
@@ -107,16 +107,11 @@ class Engine:
 
     def run_encoded(self, encoded):
         """Outputs of encoded rows, batched by length, each batch padded to its longest row."""
-        order = np.argsort([len(e[0]) for e in encoded], kind="mergesort")
-        out = None
-        for i in range(0, len(order), self.batch_size):
-            idx = order[i : i + self.batch_size]
-            feeds = {"input_ids": pad([encoded[j][0] for j in idx], self.pad_id),
-                     "token_type_ids": pad([encoded[j][1] for j in idx], 0)}
-            res = self._run(feeds)
-            if out is None:
-                out = np.zeros((len(encoded), res.shape[1]), dtype=np.float32)
-            out[idx] = res
+        def run(batch):
+            return self._run({"input_ids": pad([e[0] for e in batch], self.pad_id),
+                              "token_type_ids": pad([e[1] for e in batch], 0)})
+
+        out = run_by_length(encoded, self.batch_size, run, length=lambda e: len(e[0]))
         return self._squeeze(out)
 
 

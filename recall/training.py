@@ -4,7 +4,7 @@ import argparse
 import numpy as np
 
 from core.args import training_parser
-from core.data import EncodedDataset, TextEncoder, collate_pairs, pad, read_corpus, read_tsv
+from core.data import EncodedDataset, TextEncoder, collate_pairs, pad, read_corpus, read_tsv, run_by_length
 from core.errors import DataError
 from core.metrics import mrr_at_k, recall_at_k
 from core.trainer import init_device, set_seed, train
@@ -59,20 +59,14 @@ def embed_texts(model, encoder, texts, batch_size=64):
     """Embeddings of texts with a dynamic-graph encoder, batched by length."""
     import paddle
 
-    encoded = encoder.many(texts)
-    order = np.argsort([len(e[0]) for e in encoded], kind="mergesort")
-    out = None
+    def run(batch):
+        ids = paddle.to_tensor(pad([e[0] for e in batch], model.pad_token_id))
+        types = paddle.to_tensor(pad([e[1] for e in batch], 0))
+        return model(ids, types).numpy()
+
     model.eval()
     with paddle.no_grad():
-        for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
-            ids = paddle.to_tensor(pad([encoded[j][0] for j in idx], model.pad_token_id))
-            types = paddle.to_tensor(pad([encoded[j][1] for j in idx], 0))
-            emb = model(ids, types).numpy()
-            if out is None:
-                out = np.zeros((len(texts), emb.shape[1]), dtype=np.float32)
-            out[idx] = emb
-    return out
+        return run_by_length(encoder.many(texts), batch_size, run, length=lambda e: len(e[0]))
 
 
 def recall_evaluator(tokenizer, meta, args):
