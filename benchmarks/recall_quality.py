@@ -75,8 +75,8 @@ def ndcg10(ranked, query, label):
     return dcg / idcg if idcg > 0 else 0.0
 
 
-def train_encoders(args):
-    """Train (or reuse) the fine-tuned encoders; export all e5 systems. -> {system: (export_dir, info)}."""
+def train_encoders(args, systems):
+    """Train (or reuse) the fine-tuned encoders; export the e5 systems asked for. -> {system: (export_dir, info)}."""
     from recall.export_model import main as export
 
     out = {}
@@ -84,7 +84,7 @@ def train_encoders(args):
     common = ["--model_name_or_path", args.model_name_or_path, "--batch_size", str(args.batch_size),
               "--max_seq_length", "64", "--warmup_proportion", "0.1", "--epochs", "1", "--logging_steps", "10",
               "--eval_step", "0", "--save_step", "50"]
-    for system in E5_SYSTEMS:
+    for system in [s for s in E5_SYSTEMS if s in systems]:
         export_dir = os.path.join(w, system + "_export")
         info_file = os.path.join(w, system + "_train.json")
         if system in args.reuse.split(",") and os.path.isdir(export_dir):
@@ -261,7 +261,7 @@ def main():
     systems = args.systems.split(",")
     sets = {"kuake_qtr": kuake_set, "csl": csl_set}
     datasets = [sets[n](args) for n in args.datasets.split(",")]
-    exports = train_encoders(args) if any(s in E5_SYSTEMS for s in systems) else {}
+    exports = train_encoders(args, systems) if any(s in E5_SYSTEMS for s in systems) else {}
     index_uri = os.path.join(args.work_dir, "milvus.db")
     results, speed, retrieved_by = {}, {}, {}
     for ds in datasets:

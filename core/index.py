@@ -53,7 +53,9 @@ def connect(uri, token=None):
         if not uri.endswith(".db"):
             raise IndexError_(f"Milvus Lite paths end in .db, got {uri!r} (a server is http://host:port)")
     try:
-        return MilvusClient(uri=uri, token=token or "")
+        # pymilvus pings idle connections every 10 s; Milvus Lite's gRPC server counts those as abuse
+        # and answers GOAWAY "too_many_pings" (logged, then reconnected). Ping only during calls.
+        return MilvusClient(uri=uri, token=token or "", grpc_options={"grpc.keepalive_permit_without_calls": False})
     except MilvusException as e:
         if is_lite(uri):
             raise IndexError_(
