@@ -35,8 +35,16 @@ def git_commit():
         return ""
 
 
+def _portable(arg):
+    """A path argument inside the project, written relative to it (results name no machine paths)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.isabs(arg) and (arg == root or arg.startswith(root + os.sep)):
+        return os.path.relpath(arg, root)
+    return arg
+
+
 def header():
-    return {"command": " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]),
+    return {"command": " ".join([os.path.relpath(sys.argv[0])] + [_portable(a) for a in sys.argv[1:]]),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(), "commit": git_commit(),
             "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
