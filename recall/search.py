@@ -22,7 +22,8 @@ def format_results(query, results):
     lines = [f"query: {query}"]
     for r in results:
         score = "   -  " if r["rank_score"] is None else f"{r['rank_score']:.4f}"
-        lines.append(f"  {r['rank']:>3}. rank {score}  recall {r['recall_similarity']:.4f}  {r['text']}")
+        fused = f"  fused {r['fused_score']:.4f}" if r.get("fused_score") is not None else ""
+        lines.append(f"  {r['rank']:>3}.{fused}  rank {score}  recall {r['recall_similarity']:.4f}  {r['text']}")
     return "\n".join(lines)
 
 
