@@ -72,7 +72,7 @@ def train_and_score(kind, args, dev_pairs):
             "train_seconds": round(train_time, 1), "score_seconds": round(time.time() - t1, 1),
             "final_loss": result["last_loss"]}
     if kind == "pairwise":
-        info["in_batch_pairs"] = args.pairwise_in_batch
+        info["in_batch_pairs"] = "on" if result["in_batch_pairs"] else "off"
     return scores, info
 
 
@@ -177,7 +177,7 @@ def main():
                  "whose graded labels differ, across queries too (train_pairwise.py --in_batch_pairs).\n\n")
         body += report.table(["pooling", "lr", "steps", "in-batch pairs", "dev AUC", "note"],
                              [(r["pooling"], r["learning_rate"], r["steps"],
-                               {"auto": "on", "on": "on"}.get(r.get("in_batch_pairs"), "off"),
+                               r.get("in_batch_pairs", "off"),
                                "-" if r["dev_auc"] is None else r["dev_auc"], r.get("note", ""))
                               for r in runs_tried])
     body += "\n\n![ROC curves](ranking_quality_roc.png)\n"

@@ -179,9 +179,9 @@ def eval_bm25(ds):
 def rerank_ndcg(ds, retrieved_by_system, args, label):
     """NDCG@10 of each recall system's top --rerank_depth: recall order, re-ranked by the ranker alone,
     and re-ranked the way /search does by default (core.search.fuse: reciprocal-rank fusion of the two
-    orders, k=10). Ranker scores are cached across systems."""
+    orders, k=10; core.search.rerank_order, as /search). Ranker scores are cached across systems."""
     from core.engine import RankerEngine
-    from core.search import fuse
+    from core.search import rerank_order
 
     rng = np.random.RandomState(0)
     idx = sorted(rng.permutation(len(ds["queries"]))[: args.rerank_queries].tolist())
@@ -197,10 +197,9 @@ def rerank_ndcg(ds, retrieved_by_system, args, label):
             if todo:
                 cache.update(zip([(q, t) for t in todo], engine.score([(q, t) for t in todo])))
             scores = np.array([cache[(q, t)] for t in cand])
-            order = np.argsort(-scores, kind="mergesort")
             before.append(ndcg10(cand, q, label))
-            after.append(ndcg10([cand[j] for j in order], q, label))
-            fused.append(ndcg10([cand[j] for j in fuse(scores, 10)[0]], q, label))
+            after.append(ndcg10([cand[j] for j in rerank_order(scores, "ranker")[0]], q, label))
+            fused.append(ndcg10([cand[j] for j in rerank_order(scores, "fused", 10)[0]], q, label))
         out[system] = {"ndcg@10_recall_order": round(float(np.mean(before)), 4),
                        "ndcg@10_reranked": round(float(np.mean(after)), 4),
                        "ndcg@10_fused": round(float(np.mean(fused)), 4)}

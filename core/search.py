@@ -36,6 +36,14 @@ def fuse(scores, k=10):
     return np.argsort(-fused, kind="mergesort"), fused
 
 
+def rerank_order(scores, mode="fused", k=10):
+    """Order of recalled rows (given in recall order) after re-ranking by `mode`: (order, fused scores
+    or None for mode "ranker")."""
+    if mode == "fused":
+        return fuse(scores, k)
+    return np.argsort(-np.asarray(scores, dtype=np.float64).reshape(-1), kind="mergesort"), None
+
+
 def check_rerank_mode(mode):
     if mode not in RERANK_MODES:
         raise DataError(f"rerank must be one of {', '.join(RERANK_MODES)} (or true/false), got {mode!r}")
@@ -80,10 +88,7 @@ class SearchPipeline:
         scores = fused = None
         if mode and self.ranker is not None and hits:
             scores = np.asarray(self.ranker.score([(query, h.text) for h in hits]), dtype=np.float64).reshape(-1)
-            if mode == "fused":
-                order, fused = fuse(scores, self.rrf_k)
-            else:
-                order = np.argsort(-scores, kind="mergesort")
+            order, fused = rerank_order(scores, mode, self.rrf_k)
         else:
             order = np.arange(len(hits))
         t2 = time.perf_counter()

@@ -67,8 +67,9 @@ def main(argv=None):
     evaluate = auc_evaluator(tokenizer, dev_rows, args.max_seq_length, args.batch_size)
 
     meta["max_seq_length"] = args.max_seq_length
-    return train(model, dataset, collate, loss_fn, args, tokenizer=tokenizer, backbone_config=config, meta=meta,
-          evaluate=evaluate, metric_name="auc", rank=rank, world_size=world)
+    result = train(model, dataset, collate, loss_fn, args, tokenizer=tokenizer, backbone_config=config, meta=meta,
+                   evaluate=evaluate, metric_name="auc", rank=rank, world_size=world)
+    return dict(result, in_batch_pairs=in_batch)
 
 
 if __name__ == "__main__":

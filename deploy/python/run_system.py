@@ -17,8 +17,6 @@ import os
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from core.ranker import run_cli  # noqa: E402
@@ -55,9 +53,9 @@ def run(clients, args, query, index=None):
     if err:
         raise PipelineError(f"ranker service '{args.ranker_service}': {msg}")
     t3 = time.perf_counter()
-    from core.search import fuse
+    from core.search import rerank_order
 
-    order = fuse(scores, args.rrf_k)[0] if args.rerank == "fused" else np.argsort(-np.asarray(scores), kind="mergesort")
+    order = rerank_order(scores, args.rerank, args.rrf_k)[0]
     ranked = [(hits[i], scores[i]) for i in order]
     write_csv(os.path.join(args.output_dir, "rank_result.csv"), [(query, h.text, s) for h, s in ranked])
     print(f"feature extraction {1000 * (t1 - t0):.0f} ms, Milvus search {1000 * (t2 - t1):.0f} ms, "
