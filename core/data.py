@@ -118,10 +118,16 @@ def read_pairs(path):
     return rows
 
 
-def read_corpus(path):
-    """One text per line (PaddleNLP recall/corpus.csv). Blank lines are skipped; a line with a tab is
-    an error naming the file and line."""
-    return [r["text"] for r in read_tsv(path, ("text",))]
+def read_corpus(path, max_bytes=None):
+    """One text per line (PaddleNLP recall/corpus.csv). Blank lines are skipped; a line with a tab, or
+    longer than `max_bytes` in UTF-8, is an error naming the file and line."""
+    def check(row):
+        n = len(row["text"].encode("utf-8"))
+        if max_bytes is not None and n > max_bytes:
+            return f"the text is {n} bytes in UTF-8; the index holds at most {max_bytes}"
+        return None
+
+    return [r["text"] for r in read_tsv(path, ("text",), check_row=check)]
 
 
 def check_text(text, what="text"):

@@ -6,8 +6,14 @@ spaces and in front, Viterbi over the unigram pieces in float32 with a one-chara
 fallback scored min(score) - 10). Its fast path (`encode_fast`, `encode_pair_fast`) runs the
 same normalisation with `str.translate` and the Viterbi in the Rust `tokenizers` library. Texts
 where the two could differ go through the Python path: an <unk> in the result (the Rust library
-fuses runs of unknown characters into one <unk>, the engine does not) or a substring repeated
-three times (ties broken differently). A test checks identical ids on every text of KUAKE-QTR.
+fuses runs of unknown characters into one <unk>, the engine does not) or a substring of at most
+one piece's length repeated three times (ties broken differently). A test checks identical ids on
+every text of KUAKE-QTR.
+
+Work is linear in the text and bounded by `max_length`: a text is cut, after normalisation, to
+`CHARS_PER_TOKEN_BOUND * max_length` characters before tokenizing (its first max_length tokens
+cover at most 16 characters each, so the ids kept after truncation do not change), and a text
+that occurs several times in one call (the query of a re-ranked list) is tokenized once.
 
 Encodings follow XLM-R: `<s> A </s>` and `<s> A </s></s> B </s>`, token types all 0.
 Importing this module registers the class in `paddlenlp.transformers`, so
@@ -25,7 +31,14 @@ META = "\u2581"
 _SPACES = re.compile(" {2,}")
 # A tie between two orders of the same pieces needs a string repeated 3+ times (A+B == B+A means
 # A and B are powers of one string); the C engine and the Rust library break such ties differently.
-_TRIPLE = re.compile(r"(.+)\1\1")
+# Both are powers of a string no longer than the longest piece, so the repeated unit is bounded:
+# the search is linear in the text (an unbounded `(.+)\1\1` is quadratic and held the GIL for
+# seconds on a long request).
+MAX_PIECE_CHARS = 16
+_TRIPLE = re.compile(r"(.{1,%d})\1\1" % MAX_PIECE_CHARS)
+# Characters kept per token of max_length before tokenizing (2x the longest piece: a margin so
+# the Viterbi path near the cut cannot change the kept tokens).
+CHARS_PER_TOKEN_BOUND = 2 * MAX_PIECE_CHARS
 
 
 class E5Tokenizer(PretrainedTokenizer):
@@ -49,6 +62,9 @@ class E5Tokenizer(PretrainedTokenizer):
         self.max_len_model = spec.get("max_len", 512)
         self.translation = {int(cp): "".join(chr(c) for c in outs) for cp, outs in spec["norm"].items()}
         self.max_piece_chars = max(len(p) for p in self.pieces)
+        if self.max_piece_chars > MAX_PIECE_CHARS:
+            raise ValueError(f"{vocab_file}: pieces of up to {self.max_piece_chars} characters; "
+                             f"the tokenizer's bounds assume at most {MAX_PIECE_CHARS}")
         self.unk_score = np.float32(self.scores32.min() - np.float32(10.0))
         self._fast = None
         super().__init__(bos_token=bos_token, eos_token=eos_token, unk_token=unk_token, pad_token=pad_token,
@@ -154,37 +170,43 @@ class E5Tokenizer(PretrainedTokenizer):
             self._fast = Tokenizer(models.Unigram(vocab, unk_id=self.unk_id, byte_fallback=False))
         return self._fast
 
-    def encode_fast(self, texts):
-        """Content ids (no specials) of each text, through the Rust tokenizer."""
-        normalized = [self.normalize(t) for t in texts]
-        encs = self.fast().encode_batch(normalized, add_special_tokens=False)
-        out = []
-        for s, e in zip(normalized, encs):
+    def encode_fast(self, texts, max_length=None):
+        """Content ids (no specials) of each text, through the Rust tokenizer. With `max_length`,
+        each text is first cut to a length whose first max_length tokens are the same."""
+        limit = None if max_length is None else CHARS_PER_TOKEN_BOUND * max_length + 64
+        unique, where = [], {}
+        for t in texts:
+            if t not in where:
+                where[t] = len(unique)
+                s = self.normalize(t)
+                unique.append(s if limit is None else s[:limit])
+        encs = self.fast().encode_batch(unique, add_special_tokens=False)
+        done = []
+        for s, e in zip(unique, encs):
             ids = e.ids
             if self.unk_id in ids or _TRIPLE.search(s):
                 ids = self._viterbi(s)
-            out.append(ids)
-        return out
+            done.append(ids)
+        return [done[where[t]] for t in texts]
 
     def encode_single_fast(self, texts, max_length):
         """(input_ids, token_type_ids) of single texts, truncated to max_length as PaddleNLP does."""
         out = []
-        for ids in self.encode_fast(texts):
+        for ids in self.encode_fast(texts, max_length):
             ids = self.build_inputs_with_special_tokens(ids[: max_length - 2])
             out.append((ids, [0] * len(ids)))
         return out
 
     def encode_pair_fast(self, pairs, max_length):
         """(input_ids, token_type_ids) of (a, b) pairs, truncated longest-first as PaddleNLP does."""
-        a_ids = self.encode_fast([a for a, _ in pairs])
-        b_ids = self.encode_fast([b for _, b in pairs])
+        ids = self.encode_fast([a for a, _ in pairs] + [b for _, b in pairs], max_length)
         out = []
-        for a, b in zip(a_ids, b_ids):
+        for a, b in zip(ids[: len(pairs)], ids[len(pairs) :]):
             excess = len(a) + len(b) + 4 - max_length
             if excess > 0:
                 a, b = truncate_longest_first(a, b, excess)
-            ids = self.build_inputs_with_special_tokens(a, b)
-            out.append((ids, [0] * len(ids)))
+            ids_ab = self.build_inputs_with_special_tokens(a, b)
+            out.append((ids_ab, [0] * len(ids_ab)))
         return out
 
 

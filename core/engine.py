@@ -18,7 +18,7 @@ import numpy as np
 from core.backbone import load_tokenizer
 from core.data import PairEncoder, TextEncoder, pad, run_by_length
 from core.errors import DataError, ModelLoadError
-from core.inference import ONNX_FILE, ONNX_INT8_FILE, PaddlePredictor, to_onnx  # noqa: F401  (to_onnx re-exported)
+from core.inference import ONNX_FILE, ONNX_INT8_FILE, PaddlePredictor, read_limits, to_onnx  # noqa: F401
 
 INPUTS = ("input_ids", "token_type_ids")
 
@@ -65,6 +65,10 @@ class Engine:
             raise ValueError(f"unknown backend {backend!r} (paddle, onnxruntime, onnxruntime-int8)")
         self.backend_name = backend
         self.lock = threading.Lock()
+        limits = read_limits(model_dir)
+        self.vocab_size = int(limits.get("vocab_size", self.tokenizer.vocab_size))
+        self.type_vocab_size = int(limits.get("type_vocab_size", 2))
+        self.max_positions = int(limits.get("max_position_embeddings", 512))
 
     @property
     def input_names(self):
@@ -75,8 +79,10 @@ class Engine:
             out = np.asarray(self.backend.run(feeds))
         return out.reshape(len(feeds["input_ids"]), -1)
 
-    def run_feeds(self, feeds):
-        """Run already-tokenized int64 tensors [batch, seq]; checks names, dtype, shape and ids."""
+    def check_feeds(self, feeds):
+        """Already-tokenized tensors -> (input_ids, token_type_ids) int64 [batch, seq], or a DataError
+        naming the feed: names, integer dtype, 2-d shape, ids within the vocabulary, token types within
+        the model's type vocabulary, and a length within its positions."""
         for name in INPUTS:
             if name not in feeds:
                 raise DataError(f"missing feed '{name}' (the model takes {', '.join(INPUTS)})")
@@ -91,15 +97,21 @@ class Engine:
             if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
                 raise DataError(f"feed '{name}' must have shape [batch, seq_len], got {list(a.shape)}")
             arrays[name] = a.astype(np.int64)
-        if arrays["input_ids"].shape != arrays["token_type_ids"].shape:
-            raise DataError(f"input_ids shape {list(arrays['input_ids'].shape)} differs from token_type_ids shape "
-                            f"{list(arrays['token_type_ids'].shape)}")
-        ids = arrays["input_ids"]
-        if ids.min() < 0 or ids.max() >= self.tokenizer.vocab_size:
-            raise DataError(f"input_ids must lie in [0, {self.tokenizer.vocab_size})")
-        if ids.shape[1] > 512:
-            raise DataError(f"sequence length {ids.shape[1]} exceeds the model's 512 positions")
-        return self._squeeze(self._run(arrays))
+        ids, types = arrays["input_ids"], arrays["token_type_ids"]
+        if ids.shape != types.shape:
+            raise DataError(f"input_ids shape {list(ids.shape)} differs from token_type_ids shape {list(types.shape)}")
+        if ids.shape[1] > self.max_positions:
+            raise DataError(f"sequence length {ids.shape[1]} exceeds the model's {self.max_positions} positions")
+        if ids.min() < 0 or ids.max() >= self.vocab_size:
+            raise DataError(f"input_ids must lie in [0, {self.vocab_size})")
+        if types.min() < 0 or types.max() >= self.type_vocab_size:
+            raise DataError(f"token_type_ids must lie in [0, {self.type_vocab_size})")
+        return ids, types
+
+    def run_feeds(self, feeds):
+        """Run already-tokenized int64 tensors [batch, seq] in one batch (checked by check_feeds)."""
+        ids, types = self.check_feeds(feeds)
+        return self._squeeze(self._run({"input_ids": ids, "token_type_ids": types}))
 
     @staticmethod
     def _squeeze(out):

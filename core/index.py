@@ -18,7 +18,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from .errors import DataError, PipelineError
+from .errors import DataError, Unavailable
 
 Hit = namedtuple("Hit", "id text similarity")
 TEXT_MAX_BYTES = 65535
@@ -27,7 +27,7 @@ BUILD_HINT = ("build it with: bash scripts/build_index.sh MODEL_DIR CORPUS_FILE 
               "(python recall/build_index.py --model_dir ... --corpus_file ... --milvus_uri {uri} --collection {name})")
 
 
-class IndexError_(PipelineError, LookupError):
+class IndexError_(Unavailable, LookupError):
     """The index is missing, busy or does not fit the query."""
 
 
@@ -130,12 +130,15 @@ class MilvusIndex:
             raise DataError("the corpus is empty: nothing to index")
         for i, t in enumerate(texts):
             if len(t.encode("utf-8")) > TEXT_MAX_BYTES:
-                raise DataError(f"corpus row {i + 1} is {len(t.encode('utf-8'))} bytes; Milvus VARCHAR holds {TEXT_MAX_BYTES}")
+                raise DataError(f"corpus text {i + 1} is {len(t.encode('utf-8'))} bytes; Milvus VARCHAR holds "
+                                f"{TEXT_MAX_BYTES} (read files with core.data.read_corpus(path, max_bytes) to "
+                                "get the file and line)")
         c = self.client
         old = self._target()
         if old == self.name:
             raise IndexError_(f"'{self.name}' is a plain collection, not an alias this tool manages; "
                               "choose another --collection or drop it first")
+        self.drop_stale(keep=old)
         new = f"{self.name}__v{time.strftime('%Y%m%d%H%M%S')}{int(time.time() * 1000) % 1000:03d}"
         schema = c.create_schema(auto_id=False, enable_dynamic_field=False,
                                  description=json.dumps(dict(meta or {}, built=time.strftime("%Y-%m-%dT%H:%M:%S"))))
@@ -171,6 +174,22 @@ class MilvusIndex:
         self._dim = None
         self._loaded = True
         return self.info()
+
+    def stale(self, keep=None):
+        """Collections `<name>__v<digits>` that the alias does not point to: left by builds that were
+        killed before they could drop their half-built collection."""
+        keep = keep if keep is not None else self._target()
+        prefix = self.name + "__v"
+        return [n for n in self.client.list_collections()
+                if n.startswith(prefix) and n[len(prefix):].isdigit() and n != keep]
+
+    def drop_stale(self, keep=None):
+        """Drop what `stale` lists (never the collection in use). Returns their names. Two builds of one
+        alias at the same time are not supported: the second would drop the first's collection."""
+        dropped = self.stale(keep)
+        for n in dropped:
+            self.client.drop_collection(n)
+        return dropped
 
     # --------------------------------------------------------------- search
     def load(self):

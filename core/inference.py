@@ -9,6 +9,35 @@ ONNX_FILE = "inference.onnx"
 ONNX_INT8_FILE = "inference.int8.onnx"
 
 
+LIMITS_FILE = "model_limits.json"
+
+
+def write_limits(model, output_path):
+    """Record what inputs the exported graph can take (vocabulary, token types, positions), from the
+    backbone config of `model`, so that servers refuse ids the graph would read out of range."""
+    import json
+
+    for layer in model.sublayers(include_self=True):
+        cfg = getattr(layer, "config", None)
+        if cfg is not None and getattr(cfg, "type_vocab_size", None):
+            limits = {k: int(getattr(cfg, k)) for k in ("vocab_size", "type_vocab_size", "max_position_embeddings")}
+            with open(os.path.join(output_path, LIMITS_FILE), "w") as f:
+                json.dump(limits, f, indent=1)
+            return limits
+    return None
+
+
+def read_limits(model_dir):
+    """{vocab_size, type_vocab_size, max_position_embeddings} of an export, {} for older exports."""
+    import json
+
+    p = os.path.join(model_dir, LIMITS_FILE)
+    if not os.path.isfile(p):
+        return {}
+    with open(p) as f:
+        return json.load(f)
+
+
 def model_files(model_dir, prefix="inference"):
     params = os.path.join(model_dir, prefix + ".pdiparams")
     for ext in (".json", ".pdmodel"):

@@ -82,4 +82,7 @@ def export_static(model, output_path, prefix="inference"):
     os.makedirs(output_path, exist_ok=True)
     prefix_path = os.path.join(output_path, prefix)
     paddle.jit.save(static, prefix_path)
+    from .inference import write_limits
+
+    write_limits(model, output_path)
     return prefix_path

@@ -40,6 +40,20 @@ def init_device(device="cpu"):
     return dist.get_rank(), world
 
 
+def finish_parallel():
+    """Leave data-parallel training together, in order.
+
+    Without this, the other ranks exit while rank 0 still writes the last checkpoint, and each
+    process tears its gloo/store connections down in the interpreter's exit order: rank 0 then
+    sometimes aborts (SIGABRT, exit -6) after "training done". A barrier (every rank waits for rank
+    0's save) and an explicit destroy of the process group, while the interpreter is still whole,
+    make the exit deterministic."""
+    import paddle.distributed as dist
+
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 def format_eta(seconds):
     if not math.isfinite(seconds):
         return "?"
@@ -192,6 +206,7 @@ def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_co
     result["global_step"] = global_step
     if world_size > 1:  # every rank reports, so a divergence between replicas is visible
         print(f"rank {rank} weights digest: {weights_digest(model)}", flush=True)
+        finish_parallel()
     if rank == 0:
         print(f"training done: {global_step} steps in {time.time() - start_time:.1f}s; "
               f"checkpoint {result['last_checkpoint']}", flush=True)

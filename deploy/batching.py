@@ -1,68 +1,107 @@
-"""Dynamic batching: concurrent requests' pairs are scored together in one worker thread."""
+"""The queue in front of an engine: concurrent requests' rows are run together by one worker thread.
+
+The queue is bounded (`max_queue_rows` rows waiting; more gets `Overloaded`, 503 with
+Retry-After) and every wait is bounded by the request's deadline (`DeadlineExceeded`, 504); a
+request that gave up before its turn is dropped from the queue without running.
+"""
 import queue
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from core.errors import DeadlineExceeded, Overloaded
+
+_STOP = object()
 
 
 class Batcher:
-    """Collects encoded pairs from many requests for up to `max_wait_ms` (or until
-    `max_batch_size` pairs are waiting), then also takes whatever else is already queued (up to
-    `max_collect` pairs), and scores them in one call of the engine. The engine sorts the rows by
-    length and runs them in batches of `max_batch_size`, each padded only to its own longest row,
-    so taking the whole queue leaves at most one partial batch per round instead of one per
-    request."""
+    """Collects encoded rows from many requests for up to `max_wait_ms` (or until `max_batch_size`
+    rows are waiting), then also takes whatever else is already queued (up to `max_collect` rows),
+    and runs them in one call of `engine.run_encoded`. The engine sorts the rows by length and runs
+    them in batches of `max_batch_size`, each padded only to its own longest row, so taking the
+    whole queue leaves at most one partial batch per round instead of one per request."""
 
-    def __init__(self, engine, max_batch_size=32, max_wait_ms=5, on_batch=None, max_collect=None):
+    def __init__(self, engine, max_batch_size=32, max_wait_ms=5, max_queue_rows=4096, on_batch=None,
+                 max_collect=None):
         self.engine = engine
         self.max_batch_size = max_batch_size
         self.max_collect = max_collect or 8 * max_batch_size
         self.max_wait = max_wait_ms / 1000.0
+        self.max_queue_rows = max_queue_rows
         self.on_batch = on_batch
         self.queue = queue.Queue()
+        self._pending = 0  # rows queued and not yet taken by the worker
+        self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._loop, name="batcher", daemon=True)
         self.thread.start()
 
-    def submit(self, encoded):
+    def submit(self, rows):
+        with self._lock:
+            if self._pending + len(rows) > self.max_queue_rows:
+                raise Overloaded(f"the server is busy: {self._pending} rows are waiting to be scored "
+                                 f"(max_queue_rows {self.max_queue_rows}); retry later")
+            self._pending += len(rows)
         fut = Future()
-        self.queue.put((encoded, fut))
+        self.queue.put((rows, fut))
         return fut
 
-    def score(self, encoded, timeout=120):
-        return self.submit(encoded).result(timeout=timeout)
+    def run(self, rows, deadline):
+        """Rows -> outputs, or DeadlineExceeded once time.monotonic() passes `deadline`."""
+        fut = self.submit(rows)
+        try:
+            return fut.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            fut.cancel()  # if it has not started, the worker skips it
+            raise DeadlineExceeded("the request did not finish within its deadline "
+                                   "(request_timeout_s in the server config)") from None
+
+    def stop(self, timeout=10):
+        self.queue.put(_STOP)
+        self.thread.join(timeout)
+
+    def _take(self, item):
+        with self._lock:
+            self._pending -= len(item[0])
+        return item
 
     def _loop(self):
         while True:
-            items = [self.queue.get()]
-            n = len(items[0][0])
+            first = self.queue.get()
+            if first is _STOP:
+                return
+            items = [self._take(first)]
+            n = len(first[0])
             deadline = time.monotonic() + self.max_wait
-            while n < self.max_batch_size:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = self.queue.get(timeout=remaining)
-                except queue.Empty:
-                    break
-                items.append(item)
-                n += len(item[0])
+            stopping = False
             while n < self.max_collect:
+                remaining = deadline - time.monotonic() if n < self.max_batch_size else 0
                 try:
-                    item = self.queue.get_nowait()
+                    item = self.queue.get(timeout=remaining) if remaining > 0 else self.queue.get_nowait()
                 except queue.Empty:
                     break
-                items.append(item)
+                if item is _STOP:
+                    stopping = True
+                    break
+                items.append(self._take(item))
                 n += len(item[0])
-            rows = [row for encoded, _ in items for row in encoded]
-            try:
-                scores = self.engine.run_encoded(rows)
-            except Exception as e:  # hand the error to every waiting request; keep serving
-                for _, fut in items:
-                    fut.set_exception(e)
-                continue
-            if self.on_batch is not None:
-                self.on_batch(len(rows), len(items))
-            start = 0
-            for encoded, fut in items:
-                fut.set_result(scores[start : start + len(encoded)])
-                start += len(encoded)
+            items = [(rows, fut) for rows, fut in items if fut.set_running_or_notify_cancel()]
+            if items:
+                self._run(items)
+            if stopping:
+                return
+
+    def _run(self, items):
+        rows = [row for encoded, _ in items for row in encoded]
+        try:
+            outputs = self.engine.run_encoded(rows)
+        except Exception as e:  # noqa: BLE001 - hand the error to every waiting request; keep serving
+            for _, fut in items:
+                fut.set_exception(e)
+            return
+        if self.on_batch is not None:
+            self.on_batch(len(rows), len(items))
+        start = 0
+        for encoded, fut in items:
+            fut.set_result(outputs[start : start + len(encoded)])
+            start += len(encoded)

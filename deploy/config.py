@@ -3,11 +3,23 @@
 A Paddle Serving config_nlp.yml itself is accepted too: every `op` whose
 `local_service_conf.model_config` names a serving_server/ directory becomes a ranker of that name.
 
+    host: 127.0.0.1          # the address every door binds; 0.0.0.0 to serve other machines
     http_port: 8090          # Pipeline HTTP, General model HTTP, /v1/*, /health, /metrics
     rpc_port: 8089           # Pipeline gRPC (PipelineClient.connect(['127.0.0.1:8089'])); 0/absent = off
     worker_num: 4            # gRPC worker threads
-    max_body_bytes: 2097152  # larger requests get HTTP 413
-    max_pairs_per_request: 256
+    api_key: null            # a key: every request but GET /health needs "Authorization: Bearer KEY"
+                             # (gRPC: metadata authorization); also --api_key or $SEARCH_API_KEY
+    api_docs: false          # true: serve /docs and /openapi.json
+    # limits: every request is bounded before any expensive work (over a limit: 413 / err_no 9)
+    max_body_bytes: 2097152  # request body (after gzip decompression too)
+    max_pairs_per_request: 256   # pairs / texts / documents / tensor rows / search queries per request
+    max_text_chars: 8192     # characters of one text field, checked before tokenizing
+    max_tokens_per_request: 32768  # rows x sequence length of a pre-tokenized (General model) request
+    request_timeout_s: 30    # deadline of one request; past it: 504 / err_no 1
+    max_queue_rows: 4096     # rows waiting per model; more: 503 "overloaded" with Retry-After
+    max_connections: 256     # concurrent HTTP connections (more: 503) and concurrent gRPC calls
+    read_timeout_s: 30       # time to receive one request body
+    shutdown_grace_s: 10     # SIGTERM/SIGINT: in-flight requests get this long to finish
     general_model: ranker    # which model answers /GeneralModelService/inference
     models:
       - name: ranker         # the service name: POST /ranker/prediction
@@ -50,6 +62,13 @@ def _int(d, key, default, where, lo=0):
     return v
 
 
+def _float(d, key, default, where, lo=0.0):
+    v = d.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > lo:
+        raise ConfigError(f"{where}: '{key}' must be a number > {lo}, got {v!r}")
+    return float(v)
+
+
 def load(path):
     try:
         with open(path, encoding="utf-8") as f:
@@ -68,7 +87,7 @@ def _from_paddle_serving(raw):
         conf = (op or {}).get("local_service_conf") or {}
         if conf.get("model_config"):
             models.append({"name": name, "model_dir": conf["model_config"], "kind": "ranker"})
-    out = {k: v for k, v in raw.items() if k in ("http_port", "rpc_port", "worker_num")}
+    out = {k: v for k, v in raw.items() if k in ("http_port", "rpc_port", "worker_num", "host")}
     out["models"] = models
     return out
 
@@ -84,8 +103,19 @@ def from_dict(raw, base_dir=".", where="config"):
         "worker_num": _int(raw, "worker_num", 4, where, 1),
         "max_body_bytes": _int(raw, "max_body_bytes", 2 * 1024 * 1024, where, 1),
         "max_pairs_per_request": _int(raw, "max_pairs_per_request", 256, where, 1),
-        "host": raw.get("host", "0.0.0.0"),
+        "max_text_chars": _int(raw, "max_text_chars", 8192, where, 1),
+        "max_tokens_per_request": _int(raw, "max_tokens_per_request", 32768, where, 1),
+        "request_timeout_s": _float(raw, "request_timeout_s", 30, where),
+        "max_queue_rows": _int(raw, "max_queue_rows", 4096, where, 1),
+        "max_connections": _int(raw, "max_connections", 256, where, 1),
+        "read_timeout_s": _float(raw, "read_timeout_s", 30, where),
+        "shutdown_grace_s": _float(raw, "shutdown_grace_s", 10, where),
+        "host": str(raw.get("host") or "127.0.0.1"),
+        "api_key": raw.get("api_key") or None,
+        "api_docs": bool(raw.get("api_docs", False)),
     }
+    if cfg["api_key"] is not None and not isinstance(cfg["api_key"], str):
+        raise ConfigError(f"{where}: 'api_key' must be a string")
     models = raw.get("models")
     if not isinstance(models, list) or not models:
         raise ConfigError(f"{where}: 'models' must list at least one model")

@@ -75,7 +75,7 @@ def build(engine, texts, index, insert_batch=1024, index_type="HNSW", hnsw_m=16,
 
 def main(argv=None):
     from core.data import read_corpus
-    from core.index import INDEX_TYPES, MilvusIndex
+    from core.index import INDEX_TYPES, TEXT_MAX_BYTES, MilvusIndex
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model_dir", required=True, help="an exported recall encoder (recall/export_model.py)")
@@ -87,10 +87,13 @@ def main(argv=None):
     p.add_argument("--hnsw_ef", type=int, default=200, help="HNSW efConstruction")
     p.add_argument("--output_emb_file", default=None, help="also save the embeddings as .npy")
     args = p.parse_args(argv)
-    texts = read_corpus(args.corpus_file)  # every row is checked before anything is touched
+    texts = read_corpus(args.corpus_file, TEXT_MAX_BYTES)  # every row is checked before anything is touched
     engine = encoder_engine(args)
     index = MilvusIndex(args.milvus_uri, args.collection, token=args.milvus_token)
     before = index.info()["collection"] if index.exists() else None
+    dropped = index.drop_stale()
+    if dropped:
+        print(f"dropped {len(dropped)} collection(s) left by earlier interrupted builds: {', '.join(dropped)}")
     print(f"indexing {len(texts)} texts from {args.corpus_file} into '{args.collection}' at {args.milvus_uri}"
           + (f" (replacing {before} when complete)" if before else ""), flush=True)
     info, stats = build(engine, texts, index, index_type=args.index_type, hnsw_m=args.hnsw_m, hnsw_ef=args.hnsw_ef,

@@ -100,6 +100,9 @@ def export(model, tokenizer, meta, output_path):
     from core.inference import name_output
 
     name_output(output_path, "output_embedding")
+    from core.inference import write_limits
+
+    write_limits(model, output_path)
     tokenizer.save_pretrained(output_path)
     with open(os.path.join(output_path, "ranker.json"), "w") as f:
         json.dump(dict(meta, inputs=["input_ids", "token_type_ids"], output="output_embedding [batch, dim]"), f, indent=1)
