@@ -159,6 +159,69 @@ def test_rebuild_keeps_the_old_index_until_the_new_one_is_complete(milvus_uri):
     index.close()
 
 
+BUILD = """
+import json, sys, time
+import numpy as np
+from core.index import MilvusIndex
+index = MilvusIndex(sys.argv[1], "docs")
+vec = np.eye(8, dtype="float32")
+if sys.argv[2] == "inspect":
+    hit = index.search(vec[3], 1)[0][0].text
+    print(json.dumps({"live": index.info()["collection"], "hit": hit, "stale": index.stale(),
+                      "all": sorted(index.client.list_collections())}), flush=True)
+    sys.exit(0)
+def embed(chunk):
+    if sys.argv[2] == "killed" and chunk[0] != "old 0":
+        print("inserted", flush=True)
+        time.sleep(600)  # killed here, half-built
+    return vec[[int(t.split()[1]) % 8 for t in chunk]]
+index.build([f"old {i}" for i in range(64)], embed, 8, batch_size=16)
+print("built", flush=True)
+"""
+
+
+def test_a_killed_build_leaves_nothing_behind_after_the_next_build(milvus_uri):
+    import signal
+    import subprocess
+    import sys
+
+    def step(mode):  # each in its own process: Milvus Lite lets one process hold the file at a time
+        return subprocess.Popen([sys.executable, "-c", BUILD, milvus_uri, mode], cwd=ROOT, stdout=subprocess.PIPE,
+                                text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+
+    def inspect():
+        p = step("inspect")
+        out = json.loads(p.stdout.readline())
+        assert p.wait(timeout=120) == 0
+        return out
+
+    assert step("whole").wait(timeout=120) == 0
+    before = inspect()
+    assert before["stale"] == [] and before["all"] == [before["live"]]
+    killed = step("killed")
+    assert killed.stdout.readline().strip() == "inserted"
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=30)
+    after_kill = inspect()
+    assert after_kill["live"] == before["live"] and int(after_kill["hit"].split()[1]) % 8 == 3  # old index answers
+    assert len(after_kill["stale"]) == 1 and after_kill["stale"][0] != before["live"]  # the half-built collection
+    assert step("whole").wait(timeout=120) == 0
+    final = inspect()
+    assert final["all"] == [final["live"]] and final["live"] not in (before["live"], after_kill["stale"][0])
+    assert int(final["hit"].split()[1]) % 8 == 3
+
+
+def test_corpus_rows_over_the_index_limit_are_named_by_file_and_line(tmp_path):
+    from core.data import read_corpus
+    from core.errors import DataError
+    from core.index import TEXT_MAX_BYTES
+
+    corpus = tmp_path / "corpus.csv"
+    corpus.write_text("short\n" + "长" * (TEXT_MAX_BYTES // 3 + 1) + "\nalso short\n", encoding="utf-8")
+    with pytest.raises(DataError, match=f"{corpus}:2: .*bytes in UTF-8; the index holds at most {TEXT_MAX_BYTES}"):
+        read_corpus(str(corpus), TEXT_MAX_BYTES)
+
+
 def test_simcse_trains_on_single_texts_and_lowers_the_loss(recall_data, tiny_model, tmp_path):
     p = run(["recall/train_simcse.py", "--train_set_file", recall_data["simcse"], "--save_dir", str(tmp_path),
              "--model_name_or_path", tiny_model, "--pooling", "mean", "--batch_size", "16", "--epochs", "6",

@@ -1,0 +1,159 @@
+"""Server start and stop, API key, overload and deadlines: separate server processes on the models of
+the `served` fixture."""
+import json
+import os
+import signal
+import threading
+
+import requests
+
+from conftest import CORPUS, free_port, run, start_server
+
+GOOD = json.dumps({"query": "感冒", "title": "感冒吃药"}, ensure_ascii=False)
+
+
+def write_config(path, served, extra="", search=None, batching="{max_batch_size: 32, max_wait_ms: 5}"):
+    http, rpc = free_port(), free_port()
+    d = served["dir"]
+    path.write_text(f"""
+http_port: {http}
+rpc_port: {rpc}
+max_pairs_per_request: 16
+{extra}
+models:
+  - name: ernie_matching
+    model_dir: {d / 'serving_server'}
+    max_seq_length: 32
+    cpu_threads: 1
+    batching: {batching}
+  - name: encoder
+    model_dir: {d / 'encoder'}
+    kind: encoder
+    max_seq_length: 32
+    cpu_threads: 1
+{search or ''}
+""")
+    return http, rpc
+
+
+def test_sigterm_under_load_answers_in_flight_requests_exits_0_and_restart_serves_the_same_index(served, tmp_path):
+    import grpc
+
+    from deploy.proto import pipeline_service_pb2 as pb
+    from deploy.proto import pipeline_service_pb2_grpc as pb_grpc
+
+    corpus = tmp_path / "corpus.csv"
+    corpus.write_text("".join(t + "\n" for t in CORPUS), encoding="utf-8")
+    db = tmp_path / "milvus.db"
+    run(["recall/build_index.py", "--model_dir", str(served["dir"] / "encoder"), "--corpus_file", str(corpus),
+         "--milvus_uri", str(db), "--collection", "titles", "--max_seq_length", "32", "--index_type", "FLAT"])
+    search = f"search: {{encoder: encoder, ranker: ernie_matching, milvus_uri: {db}, collection: titles, top_k: 3}}"
+    cfg = tmp_path / "config.yml"
+    # each batching round waits a second for company: requests are in flight when the signal comes
+    http, rpc = write_config(cfg, served, "shutdown_grace_s: 20", search, "{max_batch_size: 64, max_wait_ms: 1000}")
+    proc, base = start_server(cfg, tmp_path / "server.log")
+    before = requests.post(base + "/search", json={"query": "感冒吃什么药"}, timeout=30).json()["results"]
+    stub = pb_grpc.PipelineServiceStub(grpc.insecure_channel(f"127.0.0.1:{rpc}"))
+    results, started = {}, threading.Barrier(9)
+
+    def http_call(i):
+        started.wait()
+        results[f"http{i}"] = requests.post(base + "/ernie_matching/prediction",
+                                            json={"key": ["0"], "value": [GOOD]}, timeout=60).json()["err_no"]
+
+    def rpc_call(i):
+        started.wait()
+        results[f"rpc{i}"] = stub.inference(pb.Request(name="ernie_matching", key=["0"], value=[GOOD]),
+                                            timeout=60).err_no
+
+    threads = [threading.Thread(target=f, args=(i,)) for i in range(4) for f in (http_call, rpc_call)]
+    for t in threads:
+        t.start()
+    started.wait()
+    import time
+
+    time.sleep(0.4)  # the requests are inside the server, waiting for their batch
+    proc.send_signal(signal.SIGTERM)
+    for t in threads:
+        t.join(60)
+    assert proc.wait(timeout=60) == 0
+    assert results == {k: 0 for k in results} and len(results) == 8, results
+    log = open(tmp_path / "server.log").read()
+    assert "SIGTERM: draining" in log and "server stopped" in log and "Traceback" not in log, log[-3000:]
+    proc, base = start_server(cfg, tmp_path / "server2.log")  # the database was closed cleanly: it reopens
+    try:
+        after = requests.post(base + "/search", json={"query": "感冒吃什么药"}, timeout=30).json()["results"]
+        assert after == before
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+
+
+def test_api_key_guards_every_door_but_health(served, tmp_path):
+    import grpc
+
+    from deploy.proto import pipeline_service_pb2 as pb
+    from deploy.proto import pipeline_service_pb2_grpc as pb_grpc
+
+    cfg = tmp_path / "config.yml"
+    http, rpc = write_config(cfg, served, "api_key: s3cret-key\nmax_queue_rows: 2")
+    proc, base = start_server(cfg, tmp_path / "server.log")
+    try:
+        body = {"query": "感冒", "documents": ["感冒吃药"]}
+        assert requests.get(base + "/health", timeout=10).status_code == 200
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-key"}):
+            r = requests.post(base + "/v1/rerank", json=body, headers=headers, timeout=10)
+            assert r.status_code == 401 and "API key" in r.json()["error"]
+            r = requests.post(base + "/ernie_matching/prediction", json={"key": ["0"], "value": [GOOD]},
+                              headers=headers, timeout=10)
+            assert r.status_code == 401 and r.json()["err_no"] == 5
+            assert requests.get(base + "/metrics", headers=headers, timeout=10).status_code == 401
+        ok = {"Authorization": "Bearer s3cret-key"}
+        r = requests.post(base + "/v1/rerank", json=body, headers=ok, timeout=10)
+        assert r.status_code == 200 and len(r.json()["results"]) == 1
+        assert requests.get(base + "/metrics", headers=ok, timeout=10).status_code == 200
+        stub = pb_grpc.PipelineServiceStub(grpc.insecure_channel(f"127.0.0.1:{rpc}"))
+        req = pb.Request(name="ernie_matching", key=["0"], value=[GOOD])
+        denied = stub.inference(req, timeout=10)
+        assert denied.err_no == 5 and "API key" in denied.err_msg
+        assert stub.inference(req, timeout=10, metadata=[("authorization", "Bearer s3cret-key")]).err_no == 0
+        # more rows than the queue holds: 503 "overloaded" with Retry-After, not a wait
+        r = requests.post(base + "/v1/rerank", json={"query": "q", "documents": ["a", "b", "c"]}, headers=ok, timeout=10)
+        assert r.status_code == 503 and r.headers["Retry-After"] == "1" and "max_queue_rows" in r.json()["error"]
+        assert requests.post(base + "/v1/rerank", json=body, headers=ok, timeout=10).status_code == 200
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=60) == 0
+
+
+def test_requests_past_their_deadline_get_504_and_the_server_keeps_serving(served, tmp_path):
+    cfg = tmp_path / "config.yml"
+    write_config(cfg, served, "request_timeout_s: 0.000001\nhost: 127.0.0.1")
+    proc, base = start_server(cfg, tmp_path / "server.log")
+    try:
+        for _ in range(3):
+            r = requests.post(base + "/v1/rerank", json={"query": "q", "documents": ["a"]}, timeout=10)
+            assert r.status_code == 504 and "deadline" in r.json()["error"]
+            r = requests.post(base + "/ernie_matching/prediction", json={"key": ["0"], "value": [GOOD]}, timeout=10)
+            assert r.status_code == 504 and r.json()["err_no"] == 1
+        assert requests.get(base + "/health", timeout=10).status_code == 200
+        text = requests.get(base + "/metrics", timeout=10).text
+        assert 'outcome="timeout",status="504"' in text
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=60) == 0
+
+
+def test_secure_defaults_and_limits_in_the_config():
+    from deploy.config import ConfigError, from_dict
+
+    cfg = from_dict({"models": [{"name": "r", "model_dir": "x"}]})
+    assert cfg["host"] == "127.0.0.1" and cfg["api_key"] is None and cfg["api_docs"] is False
+    assert (cfg["max_text_chars"], cfg["request_timeout_s"], cfg["max_queue_rows"]) == (8192, 30.0, 4096)
+    for bad in ({"request_timeout_s": 0}, {"max_text_chars": "many"}, {"api_key": 123}):
+        try:
+            from_dict(dict(bad, models=[{"name": "r", "model_dir": "x"}]))
+        except ConfigError as e:
+            assert next(iter(bad)) in str(e)
+        else:
+            raise AssertionError(f"{bad} was accepted")
