@@ -124,8 +124,56 @@ class PaddlePredictor:
         return self.predictor.get_output_handle(self.output_names[0]).copy_to_cpu()
 
 
+def constants_to_initializers(model):
+    """Move every tensor `Constant` node of an ONNX graph into the graph's initializers (in place).
+
+    paddle2onnx writes each weight as a Constant node; ONNX Runtime's quantizer only quantizes
+    weights that are initializers (with Constants it silently quantizes nothing), and its graph
+    optimizer folds initializers better. Returns how many were moved."""
+    from onnx import numpy_helper
+
+    g = model.graph
+    keep, moved = [], 0
+    for node in g.node:
+        if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            g.initializer.append(numpy_helper.from_array(numpy_helper.to_array(node.attribute[0].t), node.output[0]))
+            moved += 1
+        else:
+            keep.append(node)
+    del g.node[:]
+    g.node.extend(keep)
+    return moved
+
+
+INT8_OPS = ("MatMul", "Gather")
+
+
+def quantize_onnx_int8(src, dst):
+    """Dynamic int8 quantization (per-channel int8 weights, activations quantized at run time) of the
+    MatMul weights and the embedding tables (Gather) of an ONNX model whose weights are initializers."""
+    import tempfile
+
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # constant folding first (ORT's basic level): a weight reached through Identity or Mul nodes
+        # (paddle2onnx zeroes an embedding's padding row with a Mul) becomes a plain initializer
+        folded = os.path.join(tmp, "folded.onnx")
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        so.optimized_model_filepath = folded
+        so.log_severity_level = 3
+        ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+        quantize_dynamic(folded, dst, weight_type=QuantType.QInt8, op_types_to_quantize=list(INT8_OPS),
+                         per_channel=True)
+    return dst
+
+
 def to_onnx(model_dir, opset=13, quantize_int8=False):
-    """Convert model_dir/inference.* to ONNX (and optionally a dynamic int8 copy). Returns the paths."""
+    """Convert model_dir/inference.* to ONNX (weights as initializers) and optionally an int8 copy.
+    Returns the paths."""
+    import onnx
     import paddle2onnx
 
     graph, params = model_files(model_dir)
@@ -133,11 +181,10 @@ def to_onnx(model_dir, opset=13, quantize_int8=False):
     # optimize_tool: paddle2onnx's default (polygraphy) pip-installs packages at run time; onnxoptimizer is pinned
     paddle2onnx.export(graph, params, save_file=out, opset_version=opset, enable_onnx_checker=True,
                        optimize_tool="onnxoptimizer")
+    model = onnx.load(out)
+    constants_to_initializers(model)
+    onnx.save(model, out)
     paths = [out]
     if quantize_int8:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        q = os.path.join(model_dir, ONNX_INT8_FILE)
-        quantize_dynamic(out, q, weight_type=QuantType.QInt8)
-        paths.append(q)
+        paths.append(quantize_onnx_int8(out, os.path.join(model_dir, ONNX_INT8_FILE)))
     return paths

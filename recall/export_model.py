@@ -21,14 +21,15 @@ def main(argv=None):
     p.add_argument("--model_name_or_path", default="multilingual-e5-small")
     p.add_argument("--output_emb_size", type=int, default=0, help="projection size (0: none)")
     p.add_argument("--onnx", action="store_true", help="also write inference.onnx")
+    p.add_argument("--int8", action="store_true", help="also write inference.int8.onnx (dynamic int8, implies --onnx)")
     args = p.parse_args(argv)
     model, tokenizer, _, meta = build(args.model_name_or_path, params_path=args.params_path,
                                       output_emb_size=args.output_emb_size)
     out = export(model, tokenizer, meta, args.output_path)
-    if args.onnx:
+    if args.onnx or args.int8:
         from core.inference import to_onnx
 
-        to_onnx(out)
+        to_onnx(out, quantize_int8=args.int8)
     print(f"exported the recall encoder to {out}")
 
 
