@@ -3,7 +3,8 @@
     python -m deploy.server --config deploy/config.yml        (or: bash scripts/start_server.sh)
 
 A request's path, in one pass:
-    transport (deploy/transports/: http.py FastAPI app, grpc_pipeline.py gRPC servicer)
+    transport (deploy/transports/: http.py FastAPI app, brpc.py baidu_std on the HTTP port,
+               grpc_pipeline.py gRPC servicer)
       -> protocol (deploy/protocols/: pipeline, general, v1 rerank + embeddings, search)
         -> ModelService (deploy/service.py: limits, tokenizing) -> Batcher (deploy/batching.py) -> engine (core/engine.py)
 
@@ -120,6 +121,7 @@ def run(server):
     import uvicorn
 
     from deploy.transports import grpc_pipeline
+    from deploy.transports.brpc import door_protocol
     from deploy.transports.http import create_app
 
     cfg = server.cfg
@@ -131,9 +133,10 @@ def run(server):
 
             return contextlib.nullcontext()
 
+    # the HTTP port also answers brpc (baidu_std) for GeneralModelService, told apart by the first bytes
     http = Uvicorn(uvicorn.Config(create_app(server), host=cfg["host"], port=cfg["http_port"], log_level="warning",
-                                  limit_concurrency=cfg["max_connections"], timeout_keep_alive=30,
-                                  timeout_graceful_shutdown=int(max(1, grace))))
+                                  http=door_protocol(server), limit_concurrency=cfg["max_connections"],
+                                  timeout_keep_alive=30, timeout_graceful_shutdown=int(max(1, grace))))
     grpc_server = grpc_pipeline.start(server, cfg["host"], cfg["rpc_port"]) if cfg["rpc_port"] else None
     grpc_stopped = []
 
@@ -149,7 +152,7 @@ def run(server):
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
     names = ", ".join(f"{n} ({s.cfg['backend']})" for n, s in server.services.items())
-    print(f"serving {names}: http on {cfg['host']}:{cfg['http_port']}"
+    print(f"serving {names}: http + brpc on {cfg['host']}:{cfg['http_port']}"
           + (f", pipeline rpc on :{cfg['rpc_port']}" if grpc_server else "")
           + (", API key required" if server.api_key else ""), flush=True)
     try:
