@@ -188,3 +188,55 @@ def test_official_brpc_client_single_batch_and_concurrent(served, tmp_path):
     np.testing.assert_allclose(batch["scores"], want, atol=1e-5)
     assert concurrent["ok"] == 8 and concurrent["agree"]
     assert bad["result"] is None  # a feed the model refuses: predict() returns None, as against C++ Serving
+
+
+def test_paddle_serving_style_start_answers_brpc_and_http_for_a_ranker_and_an_encoder(served, tmp_path):
+    """`start_server.sh --model serving_server --port P --thread 5 --ir_optim True` (C++ Serving's flags): one
+    port, both doors, for a ranker and for a recall encoder packaged with export_to_serving."""
+    import signal
+    import time
+
+    from conftest import free_port, run
+
+    enc_server = tmp_path / "encoder_server"
+    run(["deploy/export_to_serving.py", "--dirname", str(served["dir"] / "encoder"), "--server_path", str(enc_server),
+         "--client_path", str(tmp_path / "encoder_client"), "--fetch_alias_names", "output_embedding"])
+    texts = ["感冒吃什么药", "头疼怎么办"]
+    enc = served["encoder"].encode(texts, "query")
+    from core.data import pad
+
+    enc_ids, enc_types = pad([e[0] for e in enc]), pad([e[1] for e in enc])
+    ids, types = encoded(served, PAIRS)
+    cases = [(served["dir"] / "serving_server", served["dir"] / "serving_client", "predict", ids, types,
+              served["engine"].run_feeds({"input_ids": ids, "token_type_ids": types})),
+             (enc_server, tmp_path / "encoder_client", "output_embedding", enc_ids, enc_types,
+              served["encoder"].embed(texts, "query"))]
+    for model, client, fetch, ids_, types_, want in cases:
+        port = free_port()
+        log = open(tmp_path / f"{fetch}.log", "w")
+        env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+        proc = subprocess.Popen(["bash", "scripts/start_server.sh", "--model", str(model), "--port", str(port),
+                                 "--thread", "5", "--ir_optim", "True", "--workdir", "workdir", "--mem_optim_off"],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            for _ in range(200):
+                try:
+                    if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).ok:
+                        break
+                except requests.ConnectionError:
+                    time.sleep(0.25)
+            feeds = tmp_path / "feeds.json"
+            feeds.write_text(json.dumps({"input_ids": ids_.tolist(), "token_type_ids": types_.tolist()}))
+            out = py39_client(str(client / "serving_client_conf.prototxt"), f"127.0.0.1:{port}", str(feeds), fetch)
+            np.testing.assert_allclose(np.asarray(out[1]["scores"]).reshape(want.shape), want, atol=1e-5)
+            body = {"tensor": [{"int64_data": a.reshape(-1).tolist(), "elem_type": 0, "name": n, "alias_name": n,
+                                "shape": list(a.shape)} for n, a in (("input_ids", ids_), ("token_type_ids", types_))],
+                    "fetch_var_names": [fetch], "log_id": 3}
+            r = requests.post(f"http://127.0.0.1:{port}/GeneralModelService/inference", json=body, timeout=30).json()
+            np.testing.assert_allclose(np.asarray(r["outputs"][0]["tensor"][0]["float_data"]).reshape(want.shape), want,
+                                       atol=1e-5)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0
+        text = open(tmp_path / f"{fetch}.log").read()
+        assert "--workdir: a Paddle Serving flag that changes nothing here" in text and "http + brpc" in text

@@ -1,6 +1,8 @@
 """Run Paddle Serving 0.9's own clients against our server (used by tests/test_server.py).
 
-The clients come from PyPI (`pip download`): PipelineClient from paddle-serving-server==0.9.0 and
+Under the Python 3.9 of ../shared/tools/paddle-serving-py39 (what the tests use when it is built),
+the installed, unmodified packages are imported as users import them. Elsewhere (a fallback), the
+clients come from PyPI (`pip download`): PipelineClient from paddle-serving-server==0.9.0 and
 HttpClient from the cp39 paddle-serving-client==0.9.0 wheel. Only their pure-Python files are
 unpacked, with minimal stubs for the imports that need their compiled parts or Python 2-era
 names; their old generated protobuf code needs PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python.
@@ -69,12 +71,13 @@ def prepare(cache_dir):
 
 def main():
     cache_dir, mode, endpoint = sys.argv[1:4]
-    site = prepare(cache_dir)
-    if mode == "prepare":
-        return
-    os.environ["PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"] = "python"
-    collections.Iterable = collections.abc.Iterable  # httpclient.py: `from collections import Iterable`
-    sys.path.insert(0, site)
+    if sys.version_info >= (3, 10):  # not the official packages' Python: their pure-Python files, stubbed
+        site = prepare(cache_dir)
+        if mode == "prepare":
+            return
+        os.environ["PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"] = "python"
+        collections.Iterable = collections.abc.Iterable  # httpclient.py: `from collections import Iterable`
+        sys.path.insert(0, site)
     import numpy as np
 
     if mode == "rpc":
