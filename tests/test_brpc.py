@@ -190,13 +190,27 @@ def test_official_brpc_client_single_batch_and_concurrent(served, tmp_path):
     assert bad["result"] is None  # a feed the model refuses: predict() returns None, as against C++ Serving
 
 
-def test_paddle_serving_style_start_answers_brpc_and_http_for_a_ranker_and_an_encoder(served, tmp_path):
+def test_paddle_serving_style_start_answers_brpc_and_http_for_both_rankers_and_an_encoder(served, tiny_model,
+                                                                                         tmp_path):
     """`start_server.sh --model serving_server --port P --thread 5 --ir_optim True` (C++ Serving's flags): one
-    port, both doors, for a ranker and for a recall encoder packaged with export_to_serving."""
+    port, both doors, for the pairwise ranker, a cross-encoder and a recall encoder packaged with export_to_serving."""
     import signal
     import time
 
+    import paddle
+
     from conftest import free_port, run
+    from core.engine import RankerEngine
+    from core.ranker import export_static
+    from cross_encoder.common import build as build_cross_encoder
+
+    paddle.seed(3)
+    ce_model, ce_tok, _, _ = build_cross_encoder(tiny_model)
+    export_static(ce_model, str(tmp_path / "ce_export"))
+    ce_tok.save_pretrained(str(tmp_path / "ce_export"))
+    run(["deploy/export_to_serving.py", "--dirname", str(tmp_path / "ce_export"), "--server_path",
+         str(tmp_path / "ce_server"), "--client_path", str(tmp_path / "ce_client"), "--fetch_alias_names", "predict"])
+    ce_engine = RankerEngine(str(tmp_path / "ce_server"), max_seq_length=32, cpu_threads=1)
 
     enc_server = tmp_path / "encoder_server"
     run(["deploy/export_to_serving.py", "--dirname", str(served["dir"] / "encoder"), "--server_path", str(enc_server),
@@ -209,11 +223,14 @@ def test_paddle_serving_style_start_answers_brpc_and_http_for_a_ranker_and_an_en
     ids, types = encoded(served, PAIRS)
     cases = [(served["dir"] / "serving_server", served["dir"] / "serving_client", "predict", ids, types,
               served["engine"].run_feeds({"input_ids": ids, "token_type_ids": types})),
+             (tmp_path / "ce_server", tmp_path / "ce_client", "predict", ids, types,
+              ce_engine.run_feeds({"input_ids": ids, "token_type_ids": types})),
              (enc_server, tmp_path / "encoder_client", "output_embedding", enc_ids, enc_types,
               served["encoder"].embed(texts, "query"))]
     for model, client, fetch, ids_, types_, want in cases:
         port = free_port()
-        log = open(tmp_path / f"{fetch}.log", "w")
+        log_path = tmp_path / f"{model.name}.log"
+        log = open(log_path, "w")
         env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
         proc = subprocess.Popen(["bash", "scripts/start_server.sh", "--model", str(model), "--port", str(port),
                                  "--thread", "5", "--ir_optim", "True", "--workdir", "workdir", "--mem_optim_off"],
@@ -238,5 +255,5 @@ def test_paddle_serving_style_start_answers_brpc_and_http_for_a_ranker_and_an_en
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 0
-        text = open(tmp_path / f"{fetch}.log").read()
+        text = open(log_path).read()
         assert "--workdir: a Paddle Serving flag that changes nothing here" in text and "http + brpc" in text

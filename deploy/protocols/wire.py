@@ -26,13 +26,13 @@ def decode_utf8(body, what="request body"):
         raise DataError(f"{what} is not valid UTF-8 (byte {e.start})") from None
 
 
-def gunzip(body, limit):
-    """Decompress a gzip body, refusing more than `limit` bytes of output."""
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+def gunzip(body, limit, wbits=16 + zlib.MAX_WBITS, what="gzip"):
+    """Decompress a gzip (or, with wbits=zlib.MAX_WBITS, zlib) body, refusing more than `limit` bytes of output."""
+    d = zlib.decompressobj(wbits)
     try:
         out = d.decompress(body, limit + 1)
     except zlib.error as e:
-        raise DataError(f"Content-Encoding gzip, but the body is not gzip data ({e})") from None
+        raise DataError(f"the body is compressed as {what}, but it is not {what} data ({e})") from None
     if len(out) > limit or d.unconsumed_tail:
         raise TooLarge(f"decompressed body exceeds the {limit}-byte limit (max_body_bytes)")
     return out

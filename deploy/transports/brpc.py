@@ -23,6 +23,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from core.errors import DataError, InternalError, PipelineError, Unauthorized
+from deploy.protocols import wire
 from deploy.service import Ctx
 
 log = logging.getLogger("deploy.brpc")
@@ -76,15 +77,10 @@ def frame(meta, payload=b""):
 def decompress(data, compress_type, limit):
     if compress_type == COMPRESS_NONE:
         return data
-    if compress_type in (COMPRESS_GZIP, COMPRESS_ZLIB):
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS if compress_type == COMPRESS_GZIP else zlib.MAX_WBITS)
-        try:
-            out = d.decompress(data, limit + 1)
-        except zlib.error as e:
-            raise DataError(f"the payload is not {('gzip', 'zlib')[compress_type == COMPRESS_ZLIB]} data ({e})") from None
-        if len(out) > limit or d.unconsumed_tail:
-            raise DataError(f"the decompressed payload exceeds the {limit}-byte limit (max_body_bytes)")
-        return out
+    if compress_type == COMPRESS_GZIP:
+        return wire.gunzip(data, limit)
+    if compress_type == COMPRESS_ZLIB:
+        return wire.gunzip(data, limit, zlib.MAX_WBITS, "zlib")
     if compress_type == COMPRESS_SNAPPY:
         import cramjam
 
