@@ -38,6 +38,29 @@ def make_tiny_ernie(out_dir, texts, hidden_size=32, num_layers=2, num_heads=2, i
     return out_dir
 
 
+def make_tiny_ernie_gram(out_dir, texts, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
+                         max_position=128, dropout=0.0, seed=0):
+    """The same for ERNIE-Gram. Its config has its own `embedding_size` (default 768) and PaddleNLP's
+    ErnieGramModel has no projection from it to `hidden_size`, so a small model must set both."""
+    import paddle
+    from paddlenlp.transformers import ErnieGramConfig, ErnieGramModel, ErnieGramTokenizer
+
+    os.makedirs(out_dir, exist_ok=True)
+    vocab = list(dict.fromkeys(build_vocab(texts)))
+    vocab_file = os.path.join(out_dir, "vocab.txt")
+    with open(vocab_file, "w", encoding="utf-8") as f:
+        f.write("\n".join(vocab) + "\n")
+    ErnieGramTokenizer(vocab_file).save_pretrained(out_dir)
+    config = ErnieGramConfig(vocab_size=len(vocab), embedding_size=hidden_size, hidden_size=hidden_size,
+                             num_hidden_layers=num_layers, num_attention_heads=num_heads,
+                             intermediate_size=intermediate_size, max_position_embeddings=max_position,
+                             type_vocab_size=2, pad_token_id=0, hidden_dropout_prob=dropout,
+                             attention_probs_dropout_prob=dropout)
+    paddle.seed(seed)
+    ErnieGramModel(config).save_pretrained(out_dir)
+    return out_dir
+
+
 def main(argv=None):
     """python -m core.tiny --out DIR --data FILE...: a small random backbone for smoke runs."""
     import argparse

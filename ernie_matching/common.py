@@ -7,11 +7,14 @@ from .model import PairwiseMatching
 KIND = "pairwise"
 
 
-def build(model_name_or_path, params_path=None, margin=0.1, dropout=None, pooling="auto"):
-    """Returns (model, tokenizer, backbone_config, meta). With params_path the weights come from there."""
+def build(model_name_or_path, params_path=None, margin=None, dropout=None, pooling="auto"):
+    """Returns (model, tokenizer, backbone_config, meta). With params_path the weights come from there,
+    and the margin and pooling it was trained with (unless given)."""
     src = backbone_source(params_path, model_name_or_path)
     tokenizer = backbone.load_tokenizer(src)
     meta = checkpoint.read_meta(params_path) if params_path else {}
+    if margin is None:
+        margin = float(meta.get("margin", 0.1))
     if params_path:
         ptm = backbone.init_backbone(src)
     else:
