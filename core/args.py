@@ -23,4 +23,6 @@ def training_parser(description, default_model="multilingual-e5-small"):
     p.add_argument("--pooling", choices=["auto", "cls", "mean"], default="auto",
                    help="pooled vector: the backbone's pooler (cls) or the token mean; auto reads the model config")
     p.add_argument("--dropout", type=float, default=None, help="dropout before the scoring layer (default 0.1)")
+    p.add_argument("--logdir", default=None,
+                   help="VisualDL log directory (default: SAVE_DIR/vdl_log); curves.png is written there at the end")
     return p

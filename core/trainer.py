@@ -40,6 +40,44 @@ def init_device(device="cpu"):
     return dist.get_rank(), world
 
 
+class Curves:
+    """Training curves for VisualDL (`visualdl --logdir DIR`, as PaddleNLP's trainers write them), and a
+    PNG of the same curves (curves.png in DIR) when training ends."""
+
+    def __init__(self, logdir):
+        from visualdl import LogWriter
+
+        self.logdir = logdir
+        os.makedirs(logdir, exist_ok=True)
+        self.writer = LogWriter(logdir=logdir)
+        self.history = {}
+
+    def add(self, tag, step, value):
+        value = float(value)
+        self.writer.add_scalar(tag=tag, step=int(step), value=value)
+        self.history.setdefault(tag, []).append((int(step), value))
+
+    def close(self):
+        self.writer.close()
+        if not self.history:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        tags = sorted(self.history)
+        fig, axes = plt.subplots(1, len(tags), figsize=(4 * len(tags), 3.2), squeeze=False)
+        for ax, tag in zip(axes[0], tags):
+            steps, values = zip(*self.history[tag])
+            ax.plot(steps, values, "-" if len(steps) > 20 else "o-")
+            ax.set_title(tag)
+            ax.set_xlabel("step")
+        fig.tight_layout()
+        fig.savefig(os.path.join(self.logdir, "curves.png"), dpi=100)
+        plt.close(fig)
+
+
 def finish_parallel():
     """Leave data-parallel training together, in order.
 
@@ -132,6 +170,7 @@ def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_co
     def on_signal(signum, frame):  # finish the current step, then save and leave
         stop.append(signum)
 
+    curves = Curves(getattr(args, "logdir", None) or os.path.join(args.save_dir, "vdl_log")) if rank == 0 else None
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     result = {"losses": [], "best_metric": None, "last_checkpoint": None, "last_loss": None}
     best = -float("inf")
@@ -168,6 +207,8 @@ def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_co
                 if stop:
                     raise _Interrupted()
                 result["losses"].append(loss_value)
+                if curves is not None:
+                    curves.add("train/loss", global_step, loss_value)
                 result["last_loss"] = loss_value
                 if rank == 0 and (global_step % args.logging_steps == 0 or global_step == total_steps):
                     elapsed = time.time() - tic
@@ -177,10 +218,13 @@ def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_co
                           % (global_step, epoch, b + 1, loss_value, lr_scheduler.get_lr(), speed, format_eta(eta)),
                           flush=True)
                     tic, tic_step = time.time(), global_step
+                    curves.add("train/lr", global_step, lr_scheduler.get_lr())
+                    curves.add("train/speed_steps_per_s", global_step, speed)
                 if rank == 0 and evaluate is not None and args.eval_step > 0 and global_step % args.eval_step == 0:
                     value = evaluate(kept)
                     model.train()
                     print(f"eval_dev {metric_name}:{value:.4f}", flush=True)
+                    curves.add(f"eval/{metric_name}", global_step, value)
                     if value > best:
                         best = value
                         result["best_metric"] = value
@@ -203,6 +247,8 @@ def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_co
     finally:
         for s, h in old_handlers.items():
             signal.signal(s, h)
+        if curves is not None:
+            curves.close()
     result["global_step"] = global_step
     if world_size > 1:  # every rank reports, so a divergence between replicas is visible
         print(f"rank {rank} weights digest: {weights_digest(model)}", flush=True)

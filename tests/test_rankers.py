@@ -51,6 +51,22 @@ def test_training_lowers_the_loss(trained):
     assert last < 0.8 * first, (kind, first, last)
 
 
+def test_training_curves_in_visualdl_and_png(trained):
+    from visualdl.reader.reader import LogReader
+
+    kind, save_dir, result = trained
+    logdir = save_dir / "vdl_log"
+    (record,) = [f for f in os.listdir(logdir) if f.startswith("vdlrecords")]
+    reader = LogReader(file_path=str(logdir / record))
+    assert {"train/loss", "train/lr", "train/speed_steps_per_s", "eval/auc"} <= set(reader.get_tags()["scalar"])
+    losses = [(x.id, x.value) for x in reader.get_data("scalar", "train/loss")]
+    assert [s for s, _ in losses] == list(range(1, result["global_step"] + 1))
+    np.testing.assert_allclose([v for _, v in losses], result["losses"], rtol=1e-6)
+    aucs = [x.value for x in reader.get_data("scalar", "eval/auc")]
+    assert len(aucs) == result["global_step"] // 16 and max(aucs) == pytest.approx(result["best_metric"], abs=1e-6)
+    assert (logdir / "curves.png").stat().st_size > 1000
+
+
 def test_checkpoint_layout(trained):
     kind, save_dir, result = trained
     last = result["last_checkpoint"]
