@@ -8,6 +8,7 @@
 times `predict` at the given batch size. `train`: times fwd+bwd+AdamW steps of a BertModel with the
 same shapes as the Paddle training-speed run.
 """
+
 import json
 import statistics
 import sys
@@ -19,22 +20,28 @@ import numpy as np
 def paddle_to_hf(state, prefix="model.bert."):
     """Our PaddleNLP BertForSequenceClassification state (numpy) -> HF state dict names/layouts."""
     out = {}
-    names = {"self_attn.q_proj": "attention.self.query", "self_attn.k_proj": "attention.self.key",
-             "self_attn.v_proj": "attention.self.value", "self_attn.out_proj": "attention.output.dense",
-             "norm1": "attention.output.LayerNorm", "linear1": "intermediate.dense", "linear2": "output.dense",
-             "norm2": "output.LayerNorm"}
+    names = {
+        "self_attn.q_proj": "attention.self.query",
+        "self_attn.k_proj": "attention.self.key",
+        "self_attn.v_proj": "attention.self.value",
+        "self_attn.out_proj": "attention.output.dense",
+        "norm1": "attention.output.LayerNorm",
+        "linear1": "intermediate.dense",
+        "linear2": "output.dense",
+        "norm2": "output.LayerNorm",
+    }
     for k, v in state.items():
         if k.startswith(prefix + "embeddings."):
-            hk = "bert." + k[len(prefix):].replace("layer_norm", "LayerNorm")
+            hk = "bert." + k[len(prefix) :].replace("layer_norm", "LayerNorm")
         elif k.startswith(prefix + "encoder.layers."):
-            rest = k[len(prefix + "encoder.layers."):]
+            rest = k[len(prefix + "encoder.layers.") :]
             layer, sub = rest.split(".", 1)
             mod, param = sub.rsplit(".", 1)
             hk = f"bert.encoder.layer.{layer}.{names[mod]}.{param}"
         elif k.startswith(prefix + "pooler."):
-            hk = "bert." + k[len(prefix):]
+            hk = "bert." + k[len(prefix) :]
         elif k.startswith("model.classifier."):
-            hk = k[len("model."):]
+            hk = k[len("model.") :]
         else:
             raise KeyError(k)
         if v.ndim == 2 and not hk.endswith("embeddings.weight"):
@@ -52,21 +59,37 @@ def crossencoder(weights, hf_dir, pairs_file, out_file):
     torch.set_num_threads(spec["threads"])
     state = dict(np.load(weights))
     cfg = spec["config"]
-    config = BertConfig(vocab_size=cfg["vocab_size"], hidden_size=cfg["hidden_size"],
-                        num_hidden_layers=cfg["num_hidden_layers"], num_attention_heads=cfg["num_attention_heads"],
-                        intermediate_size=cfg["intermediate_size"], max_position_embeddings=cfg["max_position_embeddings"],
-                        type_vocab_size=cfg["type_vocab_size"], layer_norm_eps=cfg["layer_norm_eps"],
-                        pad_token_id=cfg["pad_token_id"], num_labels=2, hidden_act="gelu")
+    config = BertConfig(
+        vocab_size=cfg["vocab_size"],
+        hidden_size=cfg["hidden_size"],
+        num_hidden_layers=cfg["num_hidden_layers"],
+        num_attention_heads=cfg["num_attention_heads"],
+        intermediate_size=cfg["intermediate_size"],
+        max_position_embeddings=cfg["max_position_embeddings"],
+        type_vocab_size=cfg["type_vocab_size"],
+        layer_norm_eps=cfg["layer_norm_eps"],
+        pad_token_id=cfg["pad_token_id"],
+        num_labels=2,
+        hidden_act="gelu",
+    )
     model = BertForSequenceClassification(config)
-    missing, unexpected = model.load_state_dict({k: torch.from_numpy(v) for k, v in paddle_to_hf(state).items()},
-                                                strict=False)
+    missing, unexpected = model.load_state_dict(
+        {k: torch.from_numpy(v) for k, v in paddle_to_hf(state).items()}, strict=False
+    )
     missing = [m for m in missing if "position_ids" not in m]
     if missing or unexpected:
         raise SystemExit(f"weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
     model.save_pretrained(hf_dir)
-    tok = PreTrainedTokenizerFast(tokenizer_file=spec["tokenizer_json"], bos_token="<s>", eos_token="</s>",
-                                  unk_token="<unk>", pad_token="<pad>", cls_token="<s>", sep_token="</s>",
-                                  model_max_length=spec["max_seq_length"])
+    tok = PreTrainedTokenizerFast(
+        tokenizer_file=spec["tokenizer_json"],
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        cls_token="<s>",
+        sep_token="</s>",
+        model_max_length=spec["max_seq_length"],
+    )
     tok.save_pretrained(hf_dir)
     ce = CrossEncoder(hf_dir, num_labels=2, max_length=spec["max_seq_length"], device="cpu")
     pairs = [tuple(p) for p in spec["pairs"]]
@@ -79,12 +102,20 @@ def crossencoder(weights, hf_dir, pairs_file, out_file):
     # same weights: on our own token ids, the torch model must give our probabilities
     ids = torch.tensor(spec["check_ids"])
     with torch.no_grad():
-        logits = model.eval()(input_ids=ids, attention_mask=(ids != cfg["pad_token_id"]).long(),
-                              token_type_ids=torch.zeros_like(ids)).logits.numpy()
+        logits = model.eval()(
+            input_ids=ids, attention_mask=(ids != cfg["pad_token_id"]).long(), token_type_ids=torch.zeros_like(ids)
+        ).logits.numpy()
     probs = np.exp(logits - logits.max(1, keepdims=True))
     probs = (probs / probs.sum(1, keepdims=True))[:, 1]
-    json.dump({"pairs_per_s": statistics.median(speeds), "runs": speeds, "check_probs": probs.tolist(),
-               "torch": torch.__version__}, open(out_file, "w"))
+    json.dump(
+        {
+            "pairs_per_s": statistics.median(speeds),
+            "runs": speeds,
+            "check_probs": probs.tolist(),
+            "torch": torch.__version__,
+        },
+        open(out_file, "w"),
+    )
 
 
 def train(config_file, batches_file, out_file):
@@ -95,16 +126,25 @@ def train(config_file, batches_file, out_file):
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
     cfg = spec["config"]
-    config = BertConfig(vocab_size=cfg["vocab_size"], hidden_size=cfg["hidden_size"],
-                        num_hidden_layers=cfg["num_hidden_layers"], num_attention_heads=cfg["num_attention_heads"],
-                        intermediate_size=cfg["intermediate_size"], max_position_embeddings=512, type_vocab_size=2,
-                        pad_token_id=cfg["pad_token_id"], hidden_act="gelu")
+    config = BertConfig(
+        vocab_size=cfg["vocab_size"],
+        hidden_size=cfg["hidden_size"],
+        num_hidden_layers=cfg["num_hidden_layers"],
+        num_attention_heads=cfg["num_attention_heads"],
+        intermediate_size=cfg["intermediate_size"],
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        pad_token_id=cfg["pad_token_id"],
+        hidden_act="gelu",
+    )
     bert = BertModel(config, add_pooling_layer=False)
     head = torch.nn.Linear(cfg["hidden_size"], 1)
     params = list(bert.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=1e-5)
     data = np.load(batches_file)
-    batches = [(torch.from_numpy(data[f"ids{i}"]), torch.from_numpy(data[f"mask{i}"])) for i in range(spec["n_batches"])]
+    batches = [
+        (torch.from_numpy(data[f"ids{i}"]), torch.from_numpy(data[f"mask{i}"])) for i in range(spec["n_batches"])
+    ]
     bert.train()
 
     def step(ids, mask):
@@ -127,8 +167,9 @@ def train(config_file, batches_file, out_file):
             step(ids, mask)
             n += ids.shape[0]
         speeds.append(n / (time.perf_counter() - t0))
-    json.dump({"pairs_per_s": statistics.median(speeds), "runs": speeds, "torch": torch.__version__},
-              open(out_file, "w"))
+    json.dump(
+        {"pairs_per_s": statistics.median(speeds), "runs": speeds, "torch": torch.__version__}, open(out_file, "w")
+    )
 
 
 if __name__ == "__main__":

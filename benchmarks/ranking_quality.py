@@ -7,22 +7,20 @@ Every system scores the same dev pairs (data/sort/dev_pairwise.csv). AUC uses th
 Jaccard, BM25 over jieba words (statistics from recall/corpus.csv), zero-shot e5 cosine.
 Writes benchmarks/results/ranking_quality.{md,json} and ranking_quality_roc.png.
 """
+
 import argparse
 import json
 import os
-import sys
 import time
 
+import report
+from baselines import BM25, e5_cosine_scores, jaccard_scores
+
+from core.data import read_labeled_pairs, read_tsv
+from core.metrics import auc, ndcg_at_k, roc_curve
+from core.text import clean_field
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-import numpy as np  # noqa: E402
-
-from core import report  # noqa: E402
-from core.baselines import BM25, e5_cosine_scores, jaccard_scores  # noqa: E402
-from core.data import read_labeled_pairs, read_tsv  # noqa: E402
-from core.metrics import auc, ndcg_at_k, roc_curve  # noqa: E402
-from core.text import clean_field  # noqa: E402
 
 
 def graded_labels(kuake_dir, pairs):
@@ -35,42 +33,89 @@ def graded_labels(kuake_dir, pairs):
 def train_and_score(kind, args, dev_pairs):
     save = os.path.join(args.work_dir, kind)
     lr = args.pairwise_learning_rate if kind == "pairwise" and args.pairwise_learning_rate else args.learning_rate
-    common = ["--model_name_or_path", args.model_name_or_path, "--save_dir", save, "--batch_size",
-              str(args.batch_size), "--learning_rate", str(lr), "--warmup_proportion", "0.1",
-              "--max_seq_length", str(args.max_seq_length), "--eval_step", "0", "--save_step", "100",
-              "--logging_steps", "10", "--epochs", "1", "--weight_decay", "0.01"]
+    common = [
+        "--model_name_or_path",
+        args.model_name_or_path,
+        "--save_dir",
+        save,
+        "--batch_size",
+        str(args.batch_size),
+        "--learning_rate",
+        str(lr),
+        "--warmup_proportion",
+        "0.1",
+        "--max_seq_length",
+        str(args.max_seq_length),
+        "--eval_step",
+        "0",
+        "--save_step",
+        "100",
+        "--logging_steps",
+        "10",
+        "--epochs",
+        "1",
+        "--weight_decay",
+        "0.01",
+    ]
     t0 = time.time()
     if kind == "pairwise":
         from ernie_matching.common import build
         from ernie_matching.train_pairwise import main
 
-        result = main(common + ["--train_file", os.path.join(args.data_dir, "sort/train_pairwise.csv"),
-                                "--test_file", os.path.join(args.data_dir, "sort/dev_pairwise.csv"),
-                                "--max_steps", str(args.pairwise_steps), "--margin", "0.1",
-                                "--pooling", args.pairwise_pooling, "--in_batch_pairs", args.pairwise_in_batch])
+        result = main(
+            common
+            + [
+                "--train_file",
+                os.path.join(args.data_dir, "sort/train_pairwise.csv"),
+                "--test_file",
+                os.path.join(args.data_dir, "sort/dev_pairwise.csv"),
+                "--max_steps",
+                str(args.pairwise_steps),
+                "--margin",
+                "0.1",
+                "--pooling",
+                args.pairwise_pooling,
+                "--in_batch_pairs",
+                args.pairwise_in_batch,
+            ]
+        )
         pairs_per_step = 2 * args.batch_size
     else:
         from cross_encoder.common import build
         from cross_encoder.train_ce import main
 
-        result = main(common + ["--train_set", os.path.join(args.data_dir, "rank/train.csv"),
-                                "--test_file", os.path.join(args.data_dir, "rank/dev_pairwise.csv"),
-                                "--max_steps", str(args.ce_steps)])
+        result = main(
+            common
+            + [
+                "--train_set",
+                os.path.join(args.data_dir, "rank/train.csv"),
+                "--test_file",
+                os.path.join(args.data_dir, "rank/dev_pairwise.csv"),
+                "--max_steps",
+                str(args.ce_steps),
+            ]
+        )
         pairs_per_step = args.batch_size
     train_time = time.time() - t0
-    from core.exporting import export_main
     from core.engine import RankerEngine
+    from core.exporting import export_main
 
     export_dir = os.path.join(args.work_dir, kind + "_export")
     export_main(build, "", ["--params_path", result["last_checkpoint"], "--output_path", export_dir])
     t1 = time.time()
     engine = RankerEngine(export_dir, max_seq_length=args.max_seq_length, cpu_threads=2)
     scores = engine.score(dev_pairs)
-    info = {"pooling": args.pairwise_pooling if kind == "pairwise" else "backbone default",
-            "steps": result["global_step"], "batch_size": args.batch_size, "pairs_per_step": pairs_per_step,
-            "max_seq_length": args.max_seq_length, "learning_rate": lr,
-            "train_seconds": round(train_time, 1), "score_seconds": round(time.time() - t1, 1),
-            "final_loss": result["last_loss"]}
+    info = {
+        "pooling": args.pairwise_pooling if kind == "pairwise" else "backbone default",
+        "steps": result["global_step"],
+        "batch_size": args.batch_size,
+        "pairs_per_step": pairs_per_step,
+        "max_seq_length": args.max_seq_length,
+        "learning_rate": lr,
+        "train_seconds": round(train_time, 1),
+        "score_seconds": round(time.time() - t1, 1),
+        "final_loss": result["last_loss"],
+    }
     if kind == "pairwise":
         info["in_batch_pairs"] = "on" if result["in_batch_pairs"] else "off"
     return scores, info
@@ -86,15 +131,27 @@ def main():
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--learning_rate", type=float, default=5e-5)
     p.add_argument("--pairwise_learning_rate", type=float, default=None, help="default: --learning_rate")
-    p.add_argument("--pairwise_pooling", default="auto", choices=["auto", "cls", "mean"],
-                   help="pooled vector of the pairwise model (auto: e5's mean pooling)")
-    p.add_argument("--pairwise_in_batch", default="auto", choices=["auto", "on", "off"],
-                   help="train_pairwise.py --in_batch_pairs: also rank rows of different queries by graded label")
+    p.add_argument(
+        "--pairwise_pooling",
+        default="auto",
+        choices=["auto", "cls", "mean"],
+        help="pooled vector of the pairwise model (auto: e5's mean pooling)",
+    )
+    p.add_argument(
+        "--pairwise_in_batch",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="train_pairwise.py --in_batch_pairs: also rank rows of different queries by graded label",
+    )
     p.add_argument("--max_seq_length", type=int, default=64)
     p.add_argument("--systems", default="char_jaccard,bm25,zero_shot_e5,cross_encoder,pairwise")
     p.add_argument("--work_dir", default=os.path.join(ROOT, "work_dirs", "ranking_quality"))
-    p.add_argument("--reuse", default="", help="comma-separated trained systems to score from the exports of a "
-                   "previous run in --work_dir instead of training them again (e.g. cross_encoder)")
+    p.add_argument(
+        "--reuse",
+        default="",
+        help="comma-separated trained systems to score from the exports of a "
+        "previous run in --work_dir instead of training them again (e.g. cross_encoder)",
+    )
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     args = p.parse_args()
     systems = args.systems.split(",")
@@ -113,8 +170,9 @@ def main():
     if "zero_shot_e5" in systems:
         from core.backbone import load_backbone, load_tokenizer
 
-        scores["zero_shot_e5"] = e5_cosine_scores(pairs, load_backbone("multilingual-e5-small"),
-                                                  load_tokenizer("multilingual-e5-small"))
+        scores["zero_shot_e5"] = e5_cosine_scores(
+            pairs, load_backbone("multilingual-e5-small"), load_tokenizer("multilingual-e5-small")
+        )
     previous, runs_tried = {}, []
     prev_file = os.path.join(args.out, "ranking_quality.json")
     if os.path.isfile(prev_file):
@@ -138,48 +196,94 @@ def main():
             if r.get("note") == "the run in the table above":
                 r["note"] = "earlier run of this script"
         t = trained["pairwise"]
-        runs_tried.append({"pooling": t["pooling"], "learning_rate": t["learning_rate"], "steps": t["steps"],
-                           "batch_size": t["batch_size"], "warmup": 0.1, "in_batch_pairs": t["in_batch_pairs"],
-                           "dev_auc": dev_auc["pairwise"], "train_seconds": t["train_seconds"],
-                           "final_loss": t["final_loss"], "note": "the run in the table above"})
+        runs_tried.append(
+            {
+                "pooling": t["pooling"],
+                "learning_rate": t["learning_rate"],
+                "steps": t["steps"],
+                "batch_size": t["batch_size"],
+                "warmup": 0.1,
+                "in_batch_pairs": t["in_batch_pairs"],
+                "dev_auc": dev_auc["pairwise"],
+                "train_seconds": t["train_seconds"],
+                "final_loss": t["final_loss"],
+                "note": "the run in the table above",
+            }
+        )
     # NDCG only ranks something for queries with 2+ dev titles (most dev queries have one)
     from collections import Counter
 
     n_titles = Counter(queries)
     multi = [i for i, q in enumerate(queries) if n_titles[q] >= 2]
-    dev_ndcg3 = {k: round(ndcg_at_k([queries[i] for i in multi], [graded[i] for i in multi],
-                                    [v[i] for i in multi], 3), 4) for k, v in scores.items()}
-    data = {"dev_auc": dev_auc, "dev_ndcg3": dev_ndcg3, "dev_pairs": len(pairs), "dev_queries": len(set(queries)),
-            "ndcg_queries": len({queries[i] for i in multi}), "ndcg_pairs": len(multi),
-            "trained": trained, "backbone": args.model_name_or_path,
-            "targets": {"cross_encoder_auc": 0.85, "pairwise_auc": 0.83}, "pairwise_runs": runs_tried}
-    body = report.table(["system", "dev AUC", "dev NDCG@3 (graded)"],
-                        [(k, dev_auc[k], dev_ndcg3[k]) for k in scores])
-    body += (f"\n\nAUC over all {len(pairs)} dev pairs (relevant = label >= 2). NDCG@3 with graded labels 0..3 over "
-             f"the {data['ndcg_queries']} dev queries that have 2 or more titles ({len(multi)} pairs).")
+    dev_ndcg3 = {
+        k: round(ndcg_at_k([queries[i] for i in multi], [graded[i] for i in multi], [v[i] for i in multi], 3), 4)
+        for k, v in scores.items()
+    }
+    data = {
+        "dev_auc": dev_auc,
+        "dev_ndcg3": dev_ndcg3,
+        "dev_pairs": len(pairs),
+        "dev_queries": len(set(queries)),
+        "ndcg_queries": len({queries[i] for i in multi}),
+        "ndcg_pairs": len(multi),
+        "trained": trained,
+        "backbone": args.model_name_or_path,
+        "targets": {"cross_encoder_auc": 0.85, "pairwise_auc": 0.83},
+        "pairwise_runs": runs_tried,
+    }
+    body = report.table(["system", "dev AUC", "dev NDCG@3 (graded)"], [(k, dev_auc[k], dev_ndcg3[k]) for k in scores])
+    body += (
+        f"\n\nAUC over all {len(pairs)} dev pairs (relevant = label >= 2). NDCG@3 with graded labels 0..3 over "
+        f"the {data['ndcg_queries']} dev queries that have 2 or more titles ({len(multi)} pairs)."
+    )
     if trained:
         body += "\n\nWhat was trained (backbone %s, 12 layers, hidden 384):\n\n" % args.model_name_or_path
-        body += report.table(["model", "steps", "batch", "pairs/step", "seq len", "lr", "train time (s)",
-                              "pairs seen"],
-                             [(k, v["steps"], v["batch_size"], v["pairs_per_step"], v["max_seq_length"],
-                               v["learning_rate"], v["train_seconds"], v["steps"] * v["pairs_per_step"])
-                              for k, v in trained.items()])
+        body += report.table(
+            ["model", "steps", "batch", "pairs/step", "seq len", "lr", "train time (s)", "pairs seen"],
+            [
+                (
+                    k,
+                    v["steps"],
+                    v["batch_size"],
+                    v["pairs_per_step"],
+                    v["max_seq_length"],
+                    v["learning_rate"],
+                    v["train_seconds"],
+                    v["steps"] * v["pairs_per_step"],
+                )
+                for k, v in trained.items()
+            ],
+        )
         sizes = {"cross_encoder": 19785, "pairwise": 15791}
-        body += ("\n\nReduced run: a full fine-tune (PaddleNLP's 3 epochs) of this 12-layer model takes hours on 2 "
-                 "CPU cores, so each model saw only part of one epoch: "
-                 + ", ".join(f"{k} {v['steps'] * v['batch_size'] / sizes[k]:.0%} of its training file"
-                             for k, v in trained.items())
-                 + ". Targets: cross-encoder AUC >= 0.85, pairwise >= 0.83. Longer runs (more --ce_steps / "
-                 "--pairwise_steps) trade CPU hours for quality.")
+        body += (
+            "\n\nReduced run: a full fine-tune (PaddleNLP's 3 epochs) of this 12-layer model takes hours on 2 "
+            "CPU cores, so each model saw only part of one epoch: "
+            + ", ".join(
+                f"{k} {v['steps'] * v['batch_size'] / sizes[k]:.0%} of its training file" for k, v in trained.items()
+            )
+            + ". Targets: cross-encoder AUC >= 0.85, pairwise >= 0.83. Longer runs (more --ce_steps / "
+            "--pairwise_steps) trade CPU hours for quality."
+        )
     if runs_tried:
-        body += ("\n\n## Pairwise runs tried (batch 16, seq len 64, 10% warm-up, margin 0.1)\n\nin-batch pairs: off = "
-                 "PaddleNLP's loss, one pair per (query, title, neg_title) row; on = every two rows of the batch "
-                 "whose graded labels differ, across queries too (train_pairwise.py --in_batch_pairs).\n\n")
-        body += report.table(["pooling", "lr", "steps", "in-batch pairs", "dev AUC", "note"],
-                             [(r["pooling"], r["learning_rate"], r["steps"],
-                               r.get("in_batch_pairs", "off"),
-                               "-" if r["dev_auc"] is None else r["dev_auc"], r.get("note", ""))
-                              for r in runs_tried])
+        body += (
+            "\n\n## Pairwise runs tried (batch 16, seq len 64, 10% warm-up, margin 0.1)\n\nin-batch pairs: off = "
+            "PaddleNLP's loss, one pair per (query, title, neg_title) row; on = every two rows of the batch "
+            "whose graded labels differ, across queries too (train_pairwise.py --in_batch_pairs).\n\n"
+        )
+        body += report.table(
+            ["pooling", "lr", "steps", "in-batch pairs", "dev AUC", "note"],
+            [
+                (
+                    r["pooling"],
+                    r["learning_rate"],
+                    r["steps"],
+                    r.get("in_batch_pairs", "off"),
+                    "-" if r["dev_auc"] is None else r["dev_auc"],
+                    r.get("note", ""),
+                )
+                for r in runs_tried
+            ],
+        )
     body += "\n\n![ROC curves](ranking_quality_roc.png)\n"
     report.write(args.out, "ranking_quality", data, body)
     import matplotlib

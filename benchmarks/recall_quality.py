@@ -12,21 +12,20 @@ KUAKE-QTR only; on CSL they show transfer. End to end: NDCG@10 (graded KUAKE lab
 order vs after re-ranking the top --rerank_depth with the cross-encoder of benchmarks/ranking_quality.py.
 Writes benchmarks/results/recall_quality.{md,json} and recall_quality_recall_at_k.png.
 """
+
 import argparse
 import json
 import os
-import sys
 import time
 
+import numpy as np
+import report
+
+from core.data import read_corpus
+from core.text import clean_field
+from recall.training import RECALL_KS, read_relevant, recall_report
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-import numpy as np  # noqa: E402
-
-from core import report  # noqa: E402
-from core.data import read_corpus  # noqa: E402
-from core.text import clean_field  # noqa: E402
-from recall.training import RECALL_KS, read_relevant, recall_report  # noqa: E402
 
 E5_SYSTEMS = ("zero_shot_e5", "in_batch_e5", "simcse_e5")
 
@@ -34,8 +33,13 @@ E5_SYSTEMS = ("zero_shot_e5", "in_batch_e5", "simcse_e5")
 def kuake_set(args):
     queries, relevant = read_relevant(os.path.join(args.data_dir, "recall/dev.csv"))
     corpus = read_corpus(os.path.join(args.data_dir, "recall/corpus.csv"))
-    return {"name": "kuake_qtr", "queries": queries, "relevant": relevant, "corpus": list(dict.fromkeys(corpus)),
-            "max_seq_length": 64}
+    return {
+        "name": "kuake_qtr",
+        "queries": queries,
+        "relevant": relevant,
+        "corpus": list(dict.fromkeys(corpus)),
+        "max_seq_length": 64,
+    }
 
 
 def csl_set(args):
@@ -70,7 +74,7 @@ def graded_kuake(args):
 def ndcg10(ranked, query, label):
     gains = [2 ** label.get((query, t), 0) - 1 for t in ranked[:10]]
     dcg = sum(g / np.log2(i + 2) for i, g in enumerate(gains))
-    ideal = sorted((2 ** v - 1 for (q, _), v in label.items() if q == query), reverse=True)[:10]
+    ideal = sorted((2**v - 1 for (q, _), v in label.items() if q == query), reverse=True)[:10]
     idcg = sum(g / np.log2(i + 2) for i, g in enumerate(ideal))
     return dcg / idcg if idcg > 0 else 0.0
 
@@ -81,9 +85,24 @@ def train_encoders(args, systems):
 
     out = {}
     w = args.work_dir
-    common = ["--model_name_or_path", args.model_name_or_path, "--batch_size", str(args.batch_size),
-              "--max_seq_length", "64", "--warmup_proportion", "0.1", "--epochs", "1", "--logging_steps", "10",
-              "--eval_step", "0", "--save_step", "50"]
+    common = [
+        "--model_name_or_path",
+        args.model_name_or_path,
+        "--batch_size",
+        str(args.batch_size),
+        "--max_seq_length",
+        "64",
+        "--warmup_proportion",
+        "0.1",
+        "--epochs",
+        "1",
+        "--logging_steps",
+        "10",
+        "--eval_step",
+        "0",
+        "--save_step",
+        "50",
+    ]
     for system in [s for s in E5_SYSTEMS if s in systems]:
         export_dir = os.path.join(w, system + "_export")
         info_file = os.path.join(w, system + "_train.json")
@@ -96,12 +115,31 @@ def train_encoders(args, systems):
         if system == "in_batch_e5":
             from recall.train_batch_neg import main as train
 
-            res = train(common + ["--train_set_file", os.path.join(args.data_dir, "recall/train.csv"),
-                                  "--save_dir", os.path.join(w, system), "--learning_rate", str(args.learning_rate),
-                                  "--max_steps", str(args.batch_neg_steps), "--margin", "0.2", "--scale", "30"])
+            res = train(
+                common
+                + [
+                    "--train_set_file",
+                    os.path.join(args.data_dir, "recall/train.csv"),
+                    "--save_dir",
+                    os.path.join(w, system),
+                    "--learning_rate",
+                    str(args.learning_rate),
+                    "--max_steps",
+                    str(args.batch_neg_steps),
+                    "--margin",
+                    "0.2",
+                    "--scale",
+                    "30",
+                ]
+            )
             params = res["last_checkpoint"]
-            info = {"objective": "in-batch negatives", "train_file": "recall/train.csv (KUAKE train, label >= 2)",
-                    "steps": res["global_step"], "margin": 0.2, "scale": 30}
+            info = {
+                "objective": "in-batch negatives",
+                "train_file": "recall/train.csv (KUAKE train, label >= 2)",
+                "steps": res["global_step"],
+                "margin": 0.2,
+                "scale": 30,
+            }
         elif system == "simcse_e5":
             from recall.train_simcse import main as train
 
@@ -111,15 +149,41 @@ def train_encoders(args, systems):
             train_file = os.path.join(w, "simcse_train.csv")
             with open(train_file, "w", encoding="utf-8") as f:
                 f.writelines(texts[i] + "\n" for i in pick)
-            res = train(common + ["--train_set_file", train_file, "--save_dir", os.path.join(w, system),
-                                  "--learning_rate", str(args.learning_rate), "--max_steps", str(args.simcse_steps),
-                                  "--dropout", "0.1", "--scale", "20", "--margin", "0"])
+            res = train(
+                common
+                + [
+                    "--train_set_file",
+                    train_file,
+                    "--save_dir",
+                    os.path.join(w, system),
+                    "--learning_rate",
+                    str(args.learning_rate),
+                    "--max_steps",
+                    str(args.simcse_steps),
+                    "--dropout",
+                    "0.1",
+                    "--scale",
+                    "20",
+                    "--margin",
+                    "0",
+                ]
+            )
             params = res["last_checkpoint"]
-            info = {"objective": "unsupervised SimCSE (dropout 0.1)", "train_file": "KUAKE corpus titles (sample)",
-                    "steps": res["global_step"], "scale": 20, "margin": 0}
+            info = {
+                "objective": "unsupervised SimCSE (dropout 0.1)",
+                "train_file": "KUAKE corpus titles (sample)",
+                "steps": res["global_step"],
+                "scale": 20,
+                "margin": 0,
+            }
         if params:
-            info.update(batch_size=args.batch_size, learning_rate=args.learning_rate, max_seq_length=64,
-                        train_seconds=round(time.time() - t0, 1), final_loss=res["last_loss"])
+            info.update(
+                batch_size=args.batch_size,
+                learning_rate=args.learning_rate,
+                max_seq_length=64,
+                train_seconds=round(time.time() - t0, 1),
+                final_loss=res["last_loss"],
+            )
         argv = ["--output_path", export_dir, "--model_name_or_path", args.model_name_or_path, "--onnx"]
         export(argv + (["--params_path", params] if params else []))
         with open(info_file, "w") as f:
@@ -133,8 +197,9 @@ def eval_e5(system, export_dir, ds, args, index_uri):
     from core.index import MilvusIndex
     from recall.build_index import build
 
-    engine = EncoderEngine(export_dir, backend="onnxruntime", max_seq_length=ds["max_seq_length"], cpu_threads=2,
-                           batch_size=32)
+    engine = EncoderEngine(
+        export_dir, backend="onnxruntime", max_seq_length=ds["max_seq_length"], cpu_threads=2, batch_size=32
+    )
     index = MilvusIndex(index_uri, f"{ds['name']}_{system}")
     previous = args.previous_speed.get(ds["name"], {}).get(system)
     if args.reuse_index and previous and index.exists() and index.info()["rows"] == len(ds["corpus"]):
@@ -156,16 +221,19 @@ def eval_e5(system, export_dir, ds, args, index_uri):
         index.search(engine.embed([q], "query"), 10)
         lat.append(time.perf_counter() - t)
     retrieved = [[h.text for h in row] for row in hits]
-    speed = dict(stats, query_embed_per_s=round(len(q_emb) / q_embed_s, 1),
-                 milvus_search_qps=round(len(q_emb) / search_s, 1),
-                 single_query_ms_median=round(1000 * float(np.median(lat)), 2),
-                 single_query_qps=round(1 / float(np.median(lat)), 1))
+    speed = dict(
+        stats,
+        query_embed_per_s=round(len(q_emb) / q_embed_s, 1),
+        milvus_search_qps=round(len(q_emb) / search_s, 1),
+        single_query_ms_median=round(1000 * float(np.median(lat)), 2),
+        single_query_qps=round(1 / float(np.median(lat)), 1),
+    )
     index.close()
     return retrieved, speed
 
 
 def eval_bm25(ds):
-    from core.baselines import BM25
+    from baselines import BM25
 
     t0 = time.perf_counter()
     bm = BM25(ds["corpus"])
@@ -173,7 +241,11 @@ def eval_bm25(ds):
     t0 = time.perf_counter()
     retrieved = [[t for t, _ in bm.search(q, max(RECALL_KS))] for q in ds["queries"]]
     s = time.perf_counter() - t0
-    return retrieved, {"docs": len(ds["corpus"]), "seconds": round(build_s, 2), "search_qps": round(len(ds["queries"]) / s, 1)}
+    return retrieved, {
+        "docs": len(ds["corpus"]),
+        "seconds": round(build_s, 2),
+        "search_qps": round(len(ds["queries"]) / s, 1),
+    }
 
 
 def rerank_ndcg(ds, retrieved_by_system, args, label):
@@ -200,11 +272,18 @@ def rerank_ndcg(ds, retrieved_by_system, args, label):
             before.append(ndcg10(cand, q, label))
             after.append(ndcg10([cand[j] for j in rerank_order(scores, "ranker")[0]], q, label))
             fused.append(ndcg10([cand[j] for j in rerank_order(scores, "fused", 10)[0]], q, label))
-        out[system] = {"ndcg@10_recall_order": round(float(np.mean(before)), 4),
-                       "ndcg@10_reranked": round(float(np.mean(after)), 4),
-                       "ndcg@10_fused": round(float(np.mean(fused)), 4)}
-    return {"queries": len(idx), "depth": args.rerank_depth, "systems": out,
-            "rerank_seconds": round(time.perf_counter() - t0, 1), "reranker": os.path.relpath(args.reranker_dir, ROOT)}
+        out[system] = {
+            "ndcg@10_recall_order": round(float(np.mean(before)), 4),
+            "ndcg@10_reranked": round(float(np.mean(after)), 4),
+            "ndcg@10_fused": round(float(np.mean(fused)), 4),
+        }
+    return {
+        "queries": len(idx),
+        "depth": args.rerank_depth,
+        "systems": out,
+        "rerank_seconds": round(time.perf_counter() - t0, 1),
+        "reranker": os.path.relpath(args.reranker_dir, ROOT),
+    }
 
 
 def plot(results, path):
@@ -242,10 +321,15 @@ def main():
     p.add_argument("--learning_rate", type=float, default=3e-5)
     p.add_argument("--datasets", default="kuake_qtr,csl")
     p.add_argument("--systems", default="bm25," + ",".join(E5_SYSTEMS))
-    p.add_argument("--reuse", default="", help="comma-separated e5 systems whose exports from a previous run are reused")
-    p.add_argument("--reuse_index", action="store_true",
-                   help="search the Milvus collections of the previous run when they hold the same corpus "
-                        "(index speed figures are then those of that run)")
+    p.add_argument(
+        "--reuse", default="", help="comma-separated e5 systems whose exports from a previous run are reused"
+    )
+    p.add_argument(
+        "--reuse_index",
+        action="store_true",
+        help="search the Milvus collections of the previous run when they hold the same corpus "
+        "(index speed figures are then those of that run)",
+    )
     p.add_argument("--reranker_dir", default=os.path.join(ROOT, "work_dirs", "ranking_quality", "cross_encoder_export"))
     p.add_argument("--rerank_depth", type=int, default=20)
     p.add_argument("--rerank_queries", type=int, default=600)
@@ -274,14 +358,21 @@ def main():
             results[ds["name"]][system] = recall_report(retrieved, ds["relevant"])
             speed[ds["name"]][system] = sp
             retrieved_by[(ds["name"], system)] = retrieved
-            print(f"   {system}: " + ", ".join(f"{k} {v:.4f}" for k, v in results[ds["name"]][system].items()), flush=True)
+            print(
+                f"   {system}: " + ", ".join(f"{k} {v:.4f}" for k, v in results[ds["name"]][system].items()), flush=True
+            )
     end_to_end = None
     kuake = results.get("kuake_qtr", {})
     e5_done = [s for s in systems if s in E5_SYSTEMS and s in kuake]
     if e5_done and os.path.isdir(args.reranker_dir):
         ds = next(d for d in datasets if d["name"] == "kuake_qtr")
-        end_to_end = rerank_ndcg(ds, {s: retrieved_by[("kuake_qtr", s)] for s in e5_done if s != "simcse_e5"} or
-                                 {s: retrieved_by[("kuake_qtr", s)] for s in e5_done}, args, graded_kuake(args))
+        end_to_end = rerank_ndcg(
+            ds,
+            {s: retrieved_by[("kuake_qtr", s)] for s in e5_done if s != "simcse_e5"}
+            or {s: retrieved_by[("kuake_qtr", s)] for s in e5_done},
+            args,
+            graded_kuake(args),
+        )
         print(f"== end to end: {end_to_end}", flush=True)
     targets = {}
     if "zero_shot_e5" in kuake and "in_batch_e5" in kuake:
@@ -292,20 +383,34 @@ def main():
     if end_to_end:
         for system, m in end_to_end["systems"].items():
             targets[f"rerank_raises_ndcg10 ({system}, /search default: fused)"] = bool(
-                m["ndcg@10_fused"] > m["ndcg@10_recall_order"])
+                m["ndcg@10_fused"] > m["ndcg@10_recall_order"]
+            )
             targets[f"ranker_alone_raises_ndcg10 ({system})"] = bool(m["ndcg@10_reranked"] > m["ndcg@10_recall_order"])
     png = os.path.join(args.out, "recall_quality_recall_at_k.png")
     os.makedirs(args.out, exist_ok=True)
     plot(results, png)
     trained = {s: exports[s][1] for s in exports}
-    data = {"results": results, "speed": speed, "end_to_end": end_to_end, "targets": targets, "trained": trained,
-            "datasets": {d["name"]: {"queries": len(d["queries"]), "documents": len(d["corpus"]),
-                                     "max_seq_length": d["max_seq_length"]} for d in datasets},
-            "plot": os.path.basename(png)}
+    data = {
+        "results": results,
+        "speed": speed,
+        "end_to_end": end_to_end,
+        "targets": targets,
+        "trained": trained,
+        "datasets": {
+            d["name"]: {
+                "queries": len(d["queries"]),
+                "documents": len(d["corpus"]),
+                "max_seq_length": d["max_seq_length"],
+            }
+            for d in datasets
+        },
+        "plot": os.path.basename(png),
+    }
     data["note"] = args.note
     body = f"{args.note}\n\n" if args.note else ""
     for name, rows in results.items():
-        body += f"## {name} ({data['datasets'][name]['queries']} queries, {data['datasets'][name]['documents']} documents)\n\n"
+        ds = data["datasets"][name]
+        body += f"## {name} ({ds['queries']} queries, {ds['documents']} documents)\n\n"
         keys = list(next(iter(rows.values())))
         body += report.table(["system"] + keys, [[s] + [f"{m[k]:.4f}" for k in keys] for s, m in rows.items()]) + "\n\n"
     body += "## Speed (2 threads; e5 on ONNX Runtime fp32, Milvus Lite HNSW)\n\n"
@@ -315,22 +420,57 @@ def main():
             if s == "bm25":
                 rows.append([name, s, v["docs"], v["seconds"], "-", "-", v["search_qps"], "-"])
             else:
-                rows.append([name, s, v["docs"], v["seconds"], v["docs_per_s"], v["index_seconds"],
-                             v["milvus_search_qps"], v["single_query_ms_median"]])
-    body += report.table(["dataset", "system", "docs", "index build (s)", "embed docs/s", "insert (s)",
-                          "search QPS (batched)", "one query end to end (ms, median)"], rows) + "\n\n"
+                rows.append(
+                    [
+                        name,
+                        s,
+                        v["docs"],
+                        v["seconds"],
+                        v["docs_per_s"],
+                        v["index_seconds"],
+                        v["milvus_search_qps"],
+                        v["single_query_ms_median"],
+                    ]
+                )
+    body += (
+        report.table(
+            [
+                "dataset",
+                "system",
+                "docs",
+                "index build (s)",
+                "embed docs/s",
+                "insert (s)",
+                "search QPS (batched)",
+                "one query end to end (ms, median)",
+            ],
+            rows,
+        )
+        + "\n\n"
+    )
     if end_to_end:
-        body += ("## End to end on KUAKE-QTR: recall then re-rank\n\n"
-                 f"Top {end_to_end['depth']} recalled for {end_to_end['queries']} dev queries, re-ranked by "
-                 f"{end_to_end['reranker']}. NDCG@10 with the graded labels 0..3 of every judged (query, title) "
-                 "of train and dev (unjudged titles count 0). fused = what /search, recall.search and run_system.py "
-                 "return by default (rerank: fused): reciprocal-rank fusion, 1/(10 + rank), of the recall order "
-                 "and the ranker's order; ranker alone = rerank: ranker (PaddleNLP's order).\n\n")
-        body += report.table(["recall system", "recall order", "ranker alone", "fused (default)"],
-                             [[s, m["ndcg@10_recall_order"], m["ndcg@10_reranked"], m["ndcg@10_fused"]]
-                              for s, m in end_to_end["systems"].items()]) + "\n\n"
+        body += (
+            "## End to end on KUAKE-QTR: recall then re-rank\n\n"
+            f"Top {end_to_end['depth']} recalled for {end_to_end['queries']} dev queries, re-ranked by "
+            f"{end_to_end['reranker']}. NDCG@10 with the graded labels 0..3 of every judged (query, title) "
+            "of train and dev (unjudged titles count 0). fused = what /search, recall.search and run_system.py "
+            "return by default (rerank: fused): reciprocal-rank fusion, 1/(10 + rank), of the recall order "
+            "and the ranker's order; ranker alone = rerank: ranker (PaddleNLP's order).\n\n"
+        )
+        body += (
+            report.table(
+                ["recall system", "recall order", "ranker alone", "fused (default)"],
+                [
+                    [s, m["ndcg@10_recall_order"], m["ndcg@10_reranked"], m["ndcg@10_fused"]]
+                    for s, m in end_to_end["systems"].items()
+                ],
+            )
+            + "\n\n"
+        )
     body += "## Targets\n\n" + "\n".join(f"- {k}: {v}" for k, v in targets.items()) + "\n\n"
-    body += "## What was trained\n\n" + "\n".join(f"- {s}: {json.dumps(i, ensure_ascii=False)}" for s, i in trained.items())
+    body += "## What was trained\n\n" + "\n".join(
+        f"- {s}: {json.dumps(i, ensure_ascii=False)}" for s, i in trained.items()
+    )
     body += f"\n\n![recall@K]({os.path.basename(png)})\n"
     report.write(args.out, "recall_quality", data, body)
 

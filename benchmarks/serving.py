@@ -11,6 +11,7 @@
 The model is a 12-layer/384 cross-encoder on multilingual-e5-small (a checkpoint of cross_encoder/).
 Writes benchmarks/results/serving.{md,json}, serving_throughput.png, serving_latency.png.
 """
+
 import argparse
 import json
 import os
@@ -23,14 +24,13 @@ import sys
 import threading
 import time
 
+import numpy as np
+import report
+
+from core.data import read_labeled_pairs, read_tsv
+from core.metrics import auc
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-import numpy as np  # noqa: E402
-
-from core import report  # noqa: E402
-from core.data import read_labeled_pairs, read_tsv  # noqa: E402
-from core.metrics import auc  # noqa: E402
 
 
 def free_port():
@@ -64,8 +64,13 @@ def engine_speeds(export_dir, pairs, args):
 
     speeds, engines = {}, {}
     for backend in ("paddle", "onnxruntime", "onnxruntime-int8"):
-        eng = RankerEngine(export_dir, backend=backend, max_seq_length=args.max_seq_length,
-                           cpu_threads=args.threads, batch_size=args.batch_size)
+        eng = RankerEngine(
+            export_dir,
+            backend=backend,
+            max_seq_length=args.max_seq_length,
+            cpu_threads=args.threads,
+            batch_size=args.batch_size,
+        )
         encoded = eng.encode(pairs)
         eng.score_encoded(encoded[: args.batch_size])  # warm-up
         runs = []
@@ -102,20 +107,41 @@ def sentence_transformers_speed(export_dir, pairs, args, engine):
     check = engine.encode(pairs[:64])
     check_ids = pad([e[0] for e in check], tok.pad_token_id)
     paddle_probs = engine.run_feeds({"input_ids": check_ids, "token_type_ids": np.zeros_like(check_ids)})
-    spec = {"config": cfg, "threads": args.threads, "batch_size": args.batch_size, "repeats": args.repeats,
-            "max_seq_length": args.max_seq_length, "pairs": pairs, "check_ids": check_ids.tolist(),
-            "tokenizer_json": hf_tokenizer_json(tok, os.path.join(wd, "tokenizer.json"))}
+    spec = {
+        "config": cfg,
+        "threads": args.threads,
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "max_seq_length": args.max_seq_length,
+        "pairs": pairs,
+        "check_ids": check_ids.tolist(),
+        "tokenizer_json": hf_tokenizer_json(tok, os.path.join(wd, "tokenizer.json")),
+    }
     json.dump(spec, open(os.path.join(wd, "spec.json"), "w"), ensure_ascii=False)
     out = os.path.join(wd, "result.json")
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    subprocess.run([py, os.path.join(ROOT, "benchmarks", "pytorch_reference.py"), "crossencoder",
-                    os.path.join(wd, "weights.npz"), os.path.join(wd, "hf_model"), os.path.join(wd, "spec.json"), out],
-                   check=True, env=env)
+    subprocess.run(
+        [
+            py,
+            os.path.join(ROOT, "benchmarks", "pytorch_reference.py"),
+            "crossencoder",
+            os.path.join(wd, "weights.npz"),
+            os.path.join(wd, "hf_model"),
+            os.path.join(wd, "spec.json"),
+            out,
+        ],
+        check=True,
+        env=env,
+    )
     r = json.load(open(out))
     diff = float(np.max(np.abs(np.asarray(r["check_probs"]) - paddle_probs)))
     print(f"sentence-transformers: {r['pairs_per_s']:.1f} pairs/s (max |prob diff| vs ours {diff:.2e})", flush=True)
-    return {"median": round(r["pairs_per_s"], 1), "runs": [round(x, 1) for x in r["runs"]],
-            "max_abs_prob_diff_vs_paddle": diff, "torch": r["torch"]}
+    return {
+        "median": round(r["pairs_per_s"], 1),
+        "runs": [round(x, 1) for x in r["runs"]],
+        "max_abs_prob_diff_vs_paddle": diff,
+        "torch": r["torch"],
+    }
 
 
 def load_test(base, requests_by_conc, queries, titles, args, server_pid):
@@ -127,7 +153,9 @@ def load_test(base, requests_by_conc, queries, titles, args, server_pid):
         per_client = -(-n_req // conc)
         latencies, errors, lock = [], [0], threading.Lock()
         rng = random.Random(conc)
-        jobs = [(queries[rng.randrange(len(queries))], rng.sample(titles, args.titles)) for _ in range(per_client * conc)]
+        jobs = [
+            (queries[rng.randrange(len(queries))], rng.sample(titles, args.titles)) for _ in range(per_client * conc)
+        ]
         barrier = threading.Barrier(conc)
         peak = [rss_mb(server_pid)]
 
@@ -156,12 +184,22 @@ def load_test(base, requests_by_conc, queries, titles, args, server_pid):
             t.join()
         wall = time.perf_counter() - t0
         lat = np.asarray(latencies) * 1000
-        row = {"concurrency": conc, "requests": len(latencies), "pairs_per_s": round(len(latencies) * args.titles / wall, 1),
-               "p50_ms": round(float(np.percentile(lat, 50)), 1), "p95_ms": round(float(np.percentile(lat, 95)), 1),
-               "p99_ms": round(float(np.percentile(lat, 99)), 1), "errors": errors[0], "rss_mb": round(peak[0], 1),
-               "latencies_ms": [round(float(x), 2) for x in lat]}
-        print(f"concurrency {conc}: {row['pairs_per_s']} pairs/s, p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
-              f"errors {row['errors']}", flush=True)
+        row = {
+            "concurrency": conc,
+            "requests": len(latencies),
+            "pairs_per_s": round(len(latencies) * args.titles / wall, 1),
+            "p50_ms": round(float(np.percentile(lat, 50)), 1),
+            "p95_ms": round(float(np.percentile(lat, 95)), 1),
+            "p99_ms": round(float(np.percentile(lat, 99)), 1),
+            "errors": errors[0],
+            "rss_mb": round(peak[0], 1),
+            "latencies_ms": [round(float(x), 2) for x in lat],
+        }
+        print(
+            f"concurrency {conc}: {row['pairs_per_s']} pairs/s, p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
+            f"errors {row['errors']}",
+            flush=True,
+        )
         results.append(row)
     return results
 
@@ -206,14 +244,21 @@ def main():
     http = free_port()
     cfg = os.path.join(args.work_dir, "server.yml")
     with open(cfg, "w") as f:
-        f.write(f"http_port: {http}\nrpc_port: 0\nhost: 127.0.0.1\nmax_pairs_per_request: 256\nmodels:\n"
-                f"  - name: ranker\n    model_dir: {export_dir}\n    backend: {best}\n"
-                f"    max_seq_length: {args.max_seq_length}\n    cpu_threads: {args.threads}\n"
-                f"    batching: {{max_batch_size: {args.batch_size}, max_wait_ms: 5}}\n")
+        f.write(
+            f"http_port: {http}\nrpc_port: 0\nhost: 127.0.0.1\nmax_pairs_per_request: 256\nmodels:\n"
+            f"  - name: ranker\n    model_dir: {export_dir}\n    backend: {best}\n"
+            f"    max_seq_length: {args.max_seq_length}\n    cpu_threads: {args.threads}\n"
+            f"    batching: {{max_batch_size: {args.batch_size}, max_wait_ms: 5}}\n"
+        )
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS=str(args.threads))
     log = open(os.path.join(args.work_dir, "server.log"), "w")
-    proc = subprocess.Popen([sys.executable, "-m", "deploy.server", "--config", cfg], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deploy.server", "--config", cfg],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{http}"
     import requests
 
@@ -238,35 +283,69 @@ def main():
     st_speed = speeds.get("sentence_transformers", {}).get("median")
     data = {
         "engine_pairs_per_s": {k: v["median"] for k, v in speeds.items()},
-        "engine_runs": speeds, "best_backend": best,
+        "engine_runs": speeds,
+        "best_backend": best,
         "best_vs_sentence_transformers": round(best_raw / st_speed, 2) if st_speed else None,
-        "int8_auc_delta": round(auc_int8 - auc_fp32, 4), "auc_fp32": round(auc_fp32, 4), "auc_int8": round(auc_int8, 4),
+        "int8_auc_delta": round(auc_int8 - auc_fp32, 4),
+        "auc_fp32": round(auc_fp32, 4),
+        "auc_int8": round(auc_int8, 4),
         "server": [{k: v for k, v in r.items() if k != "latencies_ms"} for r in server],
         "server_efficiency_at_32": efficiency,
-        "settings": {"params_path": args.params_path, "batch_size": args.batch_size, "max_seq_length": args.max_seq_length,
-                     "threads": args.threads, "repeats": args.repeats, "engine_pairs": len(pairs),
-                     "titles_per_request": args.titles, "model": "cross-encoder, multilingual-e5-small 12x384"},
+        "settings": {
+            "params_path": args.params_path,
+            "batch_size": args.batch_size,
+            "max_seq_length": args.max_seq_length,
+            "threads": args.threads,
+            "repeats": args.repeats,
+            "engine_pairs": len(pairs),
+            "titles_per_request": args.titles,
+            "model": "cross-encoder, multilingual-e5-small 12x384",
+        },
         "targets": {"best_vs_sentence_transformers": 2.0, "server_efficiency_at_32": 0.85, "errors": 0},
     }
     body = "## (a) engine, batch %d, %d real dev pairs, %d threads (median of %d runs)\n\n" % (
-        args.batch_size, len(pairs), args.threads, args.repeats)
-    body += report.table(["backend", "pairs/s", "runs", "vs sentence-transformers"],
-                         [(k, v["median"], v["runs"], f"{v['median'] / st_speed:.2f}x" if st_speed else "-")
-                          for k, v in speeds.items()])
-    body += (f"\n\nint8 (dynamic quantization) changes dev AUC from {auc_fp32:.4f} to {auc_int8:.4f} "
-             f"(delta {auc_int8 - auc_fp32:+.4f}) on all {len(dev)} dev pairs.\n")
+        args.batch_size,
+        len(pairs),
+        args.threads,
+        args.repeats,
+    )
+    body += report.table(
+        ["backend", "pairs/s", "runs", "vs sentence-transformers"],
+        [(k, v["median"], v["runs"], f"{v['median'] / st_speed:.2f}x" if st_speed else "-") for k, v in speeds.items()],
+    )
+    body += (
+        f"\n\nint8 (dynamic quantization) changes dev AUC from {auc_fp32:.4f} to {auc_int8:.4f} "
+        f"(delta {auc_int8 - auc_fp32:+.4f}) on all {len(dev)} dev pairs.\n"
+    )
     if st:
-        body += (f"Same weights: on our token ids the PyTorch model gives our probabilities within "
-                 f"{st['max_abs_prob_diff_vs_paddle']:.1e}. CrossEncoder tokenizes itself with an equivalent "
-                 "Hugging Face tokenizer.json that lacks the e5 normalisation map (full-width forms stay as they are), "
-                 "so its token counts, which set its speed, are the same or very close.\n")
+        body += (
+            f"Same weights: on our token ids the PyTorch model gives our probabilities within "
+            f"{st['max_abs_prob_diff_vs_paddle']:.1e}. CrossEncoder tokenizes itself with an equivalent "
+            "Hugging Face tokenizer.json that lacks the e5 normalisation map (full-width forms stay as they are), "
+            "so its token counts, which set its speed, are the same or very close.\n"
+        )
     body += f"\n## (b) server ({best}), /v1/rerank of 1 query x {args.titles} titles\n\n"
-    body += report.table(["clients", "requests", "pairs/s", "p50 ms", "p95 ms", "p99 ms", "errors", "server RSS MB"],
-                         [(r["concurrency"], r["requests"], r["pairs_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"],
-                           r["errors"], r["rss_mb"]) for r in server])
-    body += (f"\n\n## (c) efficiency\n\nserver pairs/s at 32 clients / best raw engine = {at32['pairs_per_s']} / "
-             f"{best_raw} = **{efficiency}** (the load generator runs on the same 2 cores as the server).\n\n"
-             "![throughput](serving_throughput.png) ![latency](serving_latency.png)\n")
+    body += report.table(
+        ["clients", "requests", "pairs/s", "p50 ms", "p95 ms", "p99 ms", "errors", "server RSS MB"],
+        [
+            (
+                r["concurrency"],
+                r["requests"],
+                r["pairs_per_s"],
+                r["p50_ms"],
+                r["p95_ms"],
+                r["p99_ms"],
+                r["errors"],
+                r["rss_mb"],
+            )
+            for r in server
+        ],
+    )
+    body += (
+        f"\n\n## (c) efficiency\n\nserver pairs/s at 32 clients / best raw engine = {at32['pairs_per_s']} / "
+        f"{best_raw} = **{efficiency}** (the load generator runs on the same 2 cores as the server).\n\n"
+        "![throughput](serving_throughput.png) ![latency](serving_latency.png)\n"
+    )
     report.write(args.out, "serving", data, body)
 
     import matplotlib

@@ -13,6 +13,7 @@ what train_pairwise.py does.
 PyTorch (torch 2.13 CPU + transformers) runs in .venv-bench (scripts/bench_setup.sh).
 Writes benchmarks/results/training_speed.{md,json}.
 """
+
 import argparse
 import json
 import os
@@ -21,10 +22,9 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import numpy as np
 
-import numpy as np  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SLOW_MKL = {"MKL_DEBUG_CPU_TYPE": "0"}  # MKL's default dispatch (its generic path on AMD CPUs)
 FAST = {"OMP_NUM_THREADS": "2", "MKL_DEBUG_CPU_TYPE": "5"}
@@ -77,8 +77,9 @@ def worker(spec_file):
     model, tok, _, _ = build("multilingual-e5-small", pooling="mean")
     model.train()
     decay = [p.name for n, p in model.named_parameters() if not any(nd in n for nd in ("bias", "norm"))]
-    opt = paddle.optimizer.AdamW(learning_rate=1e-5, parameters=model.parameters(), weight_decay=0.01,
-                                 apply_decay_param_fun=lambda x: x in decay)
+    opt = paddle.optimizer.AdamW(
+        learning_rate=1e-5, parameters=model.parameters(), weight_decay=0.01, apply_decay_param_fun=lambda x: x in decay
+    )
     data = np.load(spec["batches"])
     batches = [paddle.to_tensor(data[f"ids{i}"]) for i in range(spec["n_batches"])]
     net = model
@@ -119,7 +120,7 @@ def main():
     args = p.parse_args()
     if args.worker:
         return worker(args.worker)
-    from core import report
+    import report
 
     os.makedirs(args.work_dir, exist_ok=True)
     base = os.path.join(args.work_dir, "batches")
@@ -127,13 +128,24 @@ def main():
     results = {}
     for name, env, opts in SETTINGS:
         out = os.path.join(args.work_dir, "r.json")
-        spec = {"batches": base + (".dynamic.npz" if opts.get("dynamic") else ".fixed.npz"), "n_batches": args.steps,
-                "repeats": args.repeats, "out": out, **opts}
+        spec = {
+            "batches": base + (".dynamic.npz" if opts.get("dynamic") else ".fixed.npz"),
+            "n_batches": args.steps,
+            "repeats": args.repeats,
+            "out": out,
+            **opts,
+        }
         json.dump(spec, open(os.path.join(args.work_dir, "spec.json"), "w"))
-        e = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_DEBUG_CPU_TYPE")}
+        e = {
+            k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_DEBUG_CPU_TYPE")
+        }
         e.update(env, PYTHONPATH=ROOT, GLOG_minloglevel="2")
-        r = subprocess.run([sys.executable, __file__, "--worker", os.path.join(args.work_dir, "spec.json")], env=e,
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [sys.executable, __file__, "--worker", os.path.join(args.work_dir, "spec.json")],
+            env=e,
+            capture_output=True,
+            text=True,
+        )
         if r.returncode != 0:
             print(f"{name}: failed\n{r.stderr[-1500:]}", flush=True)
             results[name] = {"error": r.stderr.strip().splitlines()[-1][:300] if r.stderr.strip() else "failed"}
@@ -149,32 +161,70 @@ def main():
     json.dump(spec, open(os.path.join(args.work_dir, "torch_spec.json"), "w"))
     out = os.path.join(args.work_dir, "torch.json")
     e = dict(os.environ, OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
-    subprocess.run([py, os.path.join(ROOT, "benchmarks", "pytorch_reference.py"), "train",
-                    os.path.join(args.work_dir, "torch_spec.json"), base + ".fixed.npz", out], check=True, env=e)
+    subprocess.run(
+        [
+            py,
+            os.path.join(ROOT, "benchmarks", "pytorch_reference.py"),
+            "train",
+            os.path.join(args.work_dir, "torch_spec.json"),
+            base + ".fixed.npz",
+            out,
+        ],
+        check=True,
+        env=e,
+    )
     torch_r = json.load(open(out))
     print(f"pytorch: {torch_r['pairs_per_s']:.2f} pairs/s", flush=True)
     comparable = {k: v for k, v in results.items() if "pairs_per_s" in v and "dynamic" not in k}
     best_name = max(comparable, key=lambda k: comparable[k]["pairs_per_s"])
     best = comparable[best_name]["pairs_per_s"]
-    data = {"paddle_pairs_per_s": round(best, 2), "pytorch_pairs_per_s": round(torch_r["pairs_per_s"], 2),
-            "ratio": round(best / torch_r["pairs_per_s"], 3), "best_paddle_setting": best_name,
-            "settings": {k: ({"pairs_per_s": round(v["pairs_per_s"], 2), "runs": [round(x, 2) for x in v["runs"]]}
-                             if "pairs_per_s" in v else v) for k, v in results.items()},
-            "pytorch": {"pairs_per_s": round(torch_r["pairs_per_s"], 2), "runs": [round(x, 2) for x in torch_r["runs"]],
-                        "version": torch_r["torch"], "threads": 2},
-            "shape": {"pairs_per_step": 2 * args.triples, "seq_len": args.seq_len, "steps_per_repeat": args.steps,
-                      "repeats": args.repeats, "model": "multilingual-e5-small 12x384, vocab 101,879"},
-            "target_ratio": 0.6}
-    rows = [(k, v.get("pairs_per_s", "failed") if "pairs_per_s" not in v else round(v["pairs_per_s"], 2),
-             round(v["pairs_per_s"] / torch_r["pairs_per_s"], 2) if "pairs_per_s" in v else "-")
-            for k, v in results.items()]
+    data = {
+        "paddle_pairs_per_s": round(best, 2),
+        "pytorch_pairs_per_s": round(torch_r["pairs_per_s"], 2),
+        "ratio": round(best / torch_r["pairs_per_s"], 3),
+        "best_paddle_setting": best_name,
+        "settings": {
+            k: (
+                {"pairs_per_s": round(v["pairs_per_s"], 2), "runs": [round(x, 2) for x in v["runs"]]}
+                if "pairs_per_s" in v
+                else v
+            )
+            for k, v in results.items()
+        },
+        "pytorch": {
+            "pairs_per_s": round(torch_r["pairs_per_s"], 2),
+            "runs": [round(x, 2) for x in torch_r["runs"]],
+            "version": torch_r["torch"],
+            "threads": 2,
+        },
+        "shape": {
+            "pairs_per_step": 2 * args.triples,
+            "seq_len": args.seq_len,
+            "steps_per_repeat": args.steps,
+            "repeats": args.repeats,
+            "model": "multilingual-e5-small 12x384, vocab 101,879",
+        },
+        "target_ratio": 0.6,
+    }
+    rows = [
+        (
+            k,
+            v.get("pairs_per_s", "failed") if "pairs_per_s" not in v else round(v["pairs_per_s"], 2),
+            round(v["pairs_per_s"] / torch_r["pairs_per_s"], 2) if "pairs_per_s" in v else "-",
+        )
+        for k, v in results.items()
+    ]
     rows.append((f"pytorch {torch_r['torch']}, 2 threads", round(torch_r["pairs_per_s"], 2), 1.0))
-    body = (f"Pairwise training step (fwd + bwd + AdamW), {2 * args.triples} pairs x {args.seq_len} tokens, "
-            f"median of {args.repeats} repeats of {args.steps} steps, each setting in a fresh process.\n\n")
+    body = (
+        f"Pairwise training step (fwd + bwd + AdamW), {2 * args.triples} pairs x {args.seq_len} tokens, "
+        f"median of {args.repeats} repeats of {args.steps} steps, each setting in a fresh process.\n\n"
+    )
     body += report.table(["setting", "train pairs/s", "vs PyTorch"], rows)
-    body += (f"\n\nBest comparable Paddle setting: {best_name}, ratio **{data['ratio']}** (target 0.6). "
-             "The dynamic-padding row is not comparable (shorter real batches); it shows what the trainer "
-             "gains from padding each batch to its longest row.\n")
+    body += (
+        f"\n\nBest comparable Paddle setting: {best_name}, ratio **{data['ratio']}** (target 0.6). "
+        "The dynamic-padding row is not comparable (shorter real batches); it shows what the trainer "
+        "gains from padding each batch to its longest row.\n"
+    )
     report.write(args.out, "training_speed", data, body)
 
 

@@ -1,4 +1,5 @@
 """Code shared by the recall, ranking and deploy modules of the search pipeline."""
+
 import os
 
 # Paddle's CPU kernels use Intel MKL, which takes a slow generic code path on non-Intel CPUs

@@ -1,4 +1,5 @@
 """Command-line flags shared by the trainers (PaddleNLP neural_search names)."""
+
 import argparse
 
 
@@ -6,8 +7,14 @@ def training_parser(description, default_model="multilingual-e5-small"):
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="device to train on")
     p.add_argument("--save_dir", default="./checkpoint", help="where checkpoints model_N/ are written")
-    p.add_argument("--max_seq_length", "--max_seq_len", dest="max_seq_length", type=int, default=128,
-                   help="longest (query, title) encoding; longer pairs are truncated")
+    p.add_argument(
+        "--max_seq_length",
+        "--max_seq_len",
+        dest="max_seq_length",
+        type=int,
+        default=128,
+        help="longest (query, title) encoding; longer pairs are truncated",
+    )
     p.add_argument("--batch_size", type=int, default=32, help="batch size per process")
     p.add_argument("--learning_rate", type=float, default=5e-5)
     p.add_argument("--weight_decay", type=float, default=0.0, help="AdamW decay (not on bias/norm weights)")
@@ -18,11 +25,21 @@ def training_parser(description, default_model="multilingual-e5-small"):
     p.add_argument("--eval_step", type=int, default=200, help="evaluate every N steps (0: never)")
     p.add_argument("--init_from_ckpt", default=None, help="checkpoint dir or model_state.pdparams to resume from")
     p.add_argument("--seed", type=int, default=1000)
-    p.add_argument("--model_name_or_path", default=default_model,
-                   help="local model directory or PaddleNLP name (default: the embedded %(default)s)")
-    p.add_argument("--pooling", choices=["auto", "cls", "mean"], default="auto",
-                   help="pooled vector: the backbone's pooler (cls) or the token mean; auto reads the model config")
+    p.add_argument(
+        "--model_name_or_path",
+        default=default_model,
+        help="local model directory or PaddleNLP name (default: the embedded %(default)s)",
+    )
+    p.add_argument(
+        "--pooling",
+        choices=["auto", "cls", "mean"],
+        default="auto",
+        help="pooled vector: the backbone's pooler (cls) or the token mean; auto reads the model config",
+    )
     p.add_argument("--dropout", type=float, default=None, help="dropout before the scoring layer (default 0.1)")
-    p.add_argument("--logdir", default=None,
-                   help="VisualDL log directory (default: SAVE_DIR/vdl_log); curves.png is written there at the end")
+    p.add_argument(
+        "--logdir",
+        default=None,
+        help="VisualDL log directory (default: SAVE_DIR/vdl_log); curves.png is written there at the end",
+    )
     return p

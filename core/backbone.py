@@ -4,6 +4,7 @@ A local directory (model_config.json or config.json, model_state.pdparams, token
 always works. PaddleNLP hub names (ernie-3.0-medium-zh, ernie-gram-zh, ...) download from
 PaddleNLP's servers; when that fails, the error says how to pass a local directory instead.
 """
+
 import logging
 import os
 
@@ -12,8 +13,10 @@ from .errors import ModelLoadError
 CONFIG_FILES = ("model_config.json", "config.json")
 WEIGHT_FILES = ("model_state.pdparams", "model.safetensors")
 
-_HINT = ("pass a local model directory (holding model_config.json, model_state.pdparams and the "
-         "tokenizer files, e.g. a checkpoint saved by our trainers) to --model_name_or_path")
+_HINT = (
+    "pass a local model directory (holding model_config.json, model_state.pdparams and the "
+    "tokenizer files, e.g. a checkpoint saved by our trainers) to --model_name_or_path"
+)
 
 
 def _quiet_paddlenlp():
@@ -38,7 +41,9 @@ def resolve(name_or_path, tokenizer_only=False):
         if tokenizer_only and os.path.isfile(os.path.join(name_or_path, "tokenizer_config.json")):
             return name_or_path
         if not is_model_dir(name_or_path):
-            raise ModelLoadError(f"{name_or_path}: not a model directory (no model_config.json or config.json); {_HINT}")
+            raise ModelLoadError(
+                f"{name_or_path}: not a model directory (no model_config.json or config.json); {_HINT}"
+            )
         return name_or_path
     if os.sep in name_or_path or name_or_path.startswith("."):
         raise ModelLoadError(f"{name_or_path}: model directory not found; {_HINT}")
@@ -58,7 +63,8 @@ def _from_hub(loader, name, what):
         raise ModelLoadError(
             f"cannot load {what} '{name}': it is not a local directory and PaddleNLP's model hub "
             f"could not provide it ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
-            f"Offline, {_HINT}") from None
+            f"Offline, {_HINT}"
+        ) from None
 
 
 def load_tokenizer(name_or_path):

@@ -4,6 +4,7 @@ A checkpoint `save_dir/model_N/` holds model_state.pdparams (the whole ranker), 
 and scheduler state (model_state.pdopt), training_state.json (step, epoch, batch), the
 backbone config and tokenizer files, and ranker.json (what kind of model it is).
 """
+
 import json
 import os
 import shutil
@@ -76,7 +77,9 @@ def load_params(model, path):
     bad = [k for k in own if list(state[k].shape) != list(own[k].shape)]
     if bad:
         k = bad[0]
-        raise ModelLoadError(f"{p}: parameter {k} has shape {list(state[k].shape)}, the model expects {list(own[k].shape)}")
+        raise ModelLoadError(
+            f"{p}: parameter {k} has shape {list(state[k].shape)}, the model expects {list(own[k].shape)}"
+        )
     model.set_state_dict(state)
     return p
 

@@ -4,6 +4,7 @@ Every reader checks each line and stops at the first problem with an error that 
 file, the line number and what is wrong. A first line that equals the column names is
 treated as a header (PaddleNLP's sort/rank files have one, its recall files do not).
 """
+
 import os
 import warnings
 
@@ -90,6 +91,7 @@ def read_tsv(path, columns, optional=0, label_column=None, label_values=None, fl
 def read_pairwise_train(path):
     """query, title (more relevant), neg_title (less relevant), and optionally the graded labels
     of both (label, neg_label: integers, label > neg_label). The labels are all there or none."""
+
     def check(row):
         has = [name in row for name in PAIRWISE_LABELS]
         if any(has) and not all(has):
@@ -98,8 +100,7 @@ def read_pairwise_train(path):
             return f"label {row['label']} must be greater than neg_label {row['neg_label']}"
         return None
 
-    rows = read_tsv(path, PAIRWISE_TRAIN + PAIRWISE_LABELS, optional=2, label_column=PAIRWISE_LABELS,
-                    check_row=check)
+    rows = read_tsv(path, PAIRWISE_TRAIN + PAIRWISE_LABELS, optional=2, label_column=PAIRWISE_LABELS, check_row=check)
     if len({"label" in r for r in rows}) > 1:
         raise DataError(f"{path}: some rows have graded labels and some do not; give them on every row or none")
     return rows
@@ -121,6 +122,7 @@ def read_pairs(path):
 def read_corpus(path, max_bytes=None):
     """One text per line (PaddleNLP recall/corpus.csv). Blank lines are skipped; a line with a tab, or
     longer than `max_bytes` in UTF-8, is an error naming the file and line."""
+
     def check(row):
         n = len(row["text"].encode("utf-8"))
         if max_bytes is not None and n > max_bytes:

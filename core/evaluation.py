@@ -1,8 +1,10 @@
 """Evaluating a ranker on a labeled pair file: AUC, and NDCG@k / MRR per query."""
+
 import json
 import os
 
 from .data import read_labeled_pairs
+from .inference import BACKENDS, default_threads
 from .metrics import auc, mrr, ndcg_at_k
 from .ranker import score_pairs, set_threads
 from .trainer import init_device
@@ -10,14 +12,25 @@ from .trainer import init_device
 
 def add_eval_args(p):
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--init_from_ckpt", "--params_path", dest="init_from_ckpt",
-                     help="checkpoint dir or its model_state.pdparams (dynamic graph)")
+    src.add_argument(
+        "--init_from_ckpt",
+        "--params_path",
+        dest="init_from_ckpt",
+        help="checkpoint dir or its model_state.pdparams (dynamic graph)",
+    )
     src.add_argument("--model_dir", help="an exported model directory (static graph, faster)")
-    p.add_argument("--backend", default="paddle", choices=["paddle", "onnxruntime", "onnxruntime-int8"],
-                   help="engine for --model_dir")
+    p.add_argument(
+        "--backend",
+        default="paddle",
+        choices=BACKENDS,
+        help="engine for --model_dir",
+    )
     p.add_argument("--test_file", required=True, help="query\\ttitle\\tlabel (label 0/1)")
-    p.add_argument("--model_name_or_path", default="multilingual-e5-small",
-                   help="backbone, used only when the checkpoint has no config/tokenizer of its own")
+    p.add_argument(
+        "--model_name_or_path",
+        default="multilingual-e5-small",
+        help="backbone, used only when the checkpoint has no config/tokenizer of its own",
+    )
     p.add_argument("--max_seq_length", "--max_seq_len", dest="max_seq_length", type=int, default=128)
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
@@ -39,10 +52,18 @@ def evaluate_file(model, tokenizer, args, score_fn=None):
         probs = score_pairs(model.predict, tokenizer, pairs, args.max_seq_length, args.batch_size)
     labels = [r["label"] for r in rows]
     queries = [r["query"] for r in rows]
-    result = {"auc": auc(labels, probs), f"ndcg@{args.ndcg_k}": ndcg_at_k(queries, labels, probs, args.ndcg_k),
-              "mrr": mrr(queries, labels, probs), "pairs": len(rows), "queries": len(set(queries))}
-    print("eval_dev auc:{:.4f}  ndcg@{}:{:.4f}  mrr:{:.4f}  ({} pairs, {} queries)".format(
-        result["auc"], args.ndcg_k, result[f"ndcg@{args.ndcg_k}"], result["mrr"], result["pairs"], result["queries"]))
+    result = {
+        "auc": auc(labels, probs),
+        f"ndcg@{args.ndcg_k}": ndcg_at_k(queries, labels, probs, args.ndcg_k),
+        "mrr": mrr(queries, labels, probs),
+        "pairs": len(rows),
+        "queries": len(set(queries)),
+    }
+    print(
+        "eval_dev auc:{:.4f}  ndcg@{}:{:.4f}  mrr:{:.4f}  ({} pairs, {} queries)".format(
+            result["auc"], args.ndcg_k, result[f"ndcg@{args.ndcg_k}"], result["mrr"], result["pairs"], result["queries"]
+        )
+    )
     if args.output_file:
         with open(args.output_file, "w") as f:
             json.dump(result, f, indent=1)
@@ -71,21 +92,41 @@ def evaluate_main(build, description, argv=None):
     if args.model_dir:
         from core.engine import RankerEngine
 
-        threads = args.cpu_threads or int(os.environ.get("OMP_NUM_THREADS", "2"))
-        engine = RankerEngine(args.model_dir, backend=args.backend, max_seq_length=args.max_seq_length,
-                              cpu_threads=threads, device=args.device, batch_size=args.batch_size)
+        threads = default_threads(args.cpu_threads)
+        engine = RankerEngine(
+            args.model_dir,
+            backend=args.backend,
+            max_seq_length=args.max_seq_length,
+            cpu_threads=threads,
+            device=args.device,
+            batch_size=args.batch_size,
+        )
         return evaluate_file(None, None, args, score_fn=engine.score)
     model, tokenizer, _, _ = build(args.model_name_or_path, params_path=args.init_from_ckpt)
     return evaluate_file(model, tokenizer, args)
 
 
 def add_predict_args(p):
-    p.add_argument("--params_path", "--init_from_ckpt", dest="params_path", required=True,
-                   help="checkpoint dir or its model_state.pdparams")
-    p.add_argument("--input_file", "--test_file", "--test_set", dest="input_file", required=True,
-                   help="query\\ttitle[\\tscore] lines")
-    p.add_argument("--model_name_or_path", default="multilingual-e5-small",
-                   help="backbone, used only when the checkpoint has no config/tokenizer of its own")
+    p.add_argument(
+        "--params_path",
+        "--init_from_ckpt",
+        dest="params_path",
+        required=True,
+        help="checkpoint dir or its model_state.pdparams",
+    )
+    p.add_argument(
+        "--input_file",
+        "--test_file",
+        "--test_set",
+        dest="input_file",
+        required=True,
+        help="query\\ttitle[\\tscore] lines",
+    )
+    p.add_argument(
+        "--model_name_or_path",
+        default="multilingual-e5-small",
+        help="backbone, used only when the checkpoint has no config/tokenizer of its own",
+    )
     p.add_argument("--max_seq_length", "--max_seq_len", dest="max_seq_length", type=int, default=128)
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
@@ -101,8 +142,9 @@ def predict_file(model, tokenizer, args, keys=("query", "title"), sort=False, to
     init_device(args.device)
     rows = read_pairs(args.input_file)
     model.eval()
-    probs = score_pairs(model.predict, tokenizer, [(r["query"], r["title"]) for r in rows],
-                        args.max_seq_length, args.batch_size)
+    probs = score_pairs(
+        model.predict, tokenizer, [(r["query"], r["title"]) for r in rows], args.max_seq_length, args.batch_size
+    )
     results = [{keys[0]: r["query"], keys[1]: r["title"], "pred_prob": float(p)} for r, p in zip(rows, probs)]
     if sort:
         results.sort(key=lambda r: -r["pred_prob"])

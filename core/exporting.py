@@ -1,8 +1,10 @@
 """The export_model.py entry point shared by both rankers."""
+
 import argparse
 import json
 import os
 
+from .checkpoint import RANKER
 from .ranker import export_static
 
 
@@ -10,8 +12,11 @@ def export_main(build, description, argv=None):
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--params_path", required=True, help="checkpoint dir or its model_state.pdparams")
     p.add_argument("--output_path", default="./output", help="where inference.json/.pdiparams are written")
-    p.add_argument("--model_name_or_path", default="multilingual-e5-small",
-                   help="backbone, used only when the checkpoint has no config/tokenizer of its own")
+    p.add_argument(
+        "--model_name_or_path",
+        default="multilingual-e5-small",
+        help="backbone, used only when the checkpoint has no config/tokenizer of its own",
+    )
     p.add_argument("--onnx", action="store_true", help="also write inference.onnx (paddle2onnx) for ONNX Runtime")
     p.add_argument("--int8", action="store_true", help="with --onnx: also a dynamically quantized int8 copy")
     args = p.parse_args(argv)
@@ -19,7 +24,7 @@ def export_main(build, description, argv=None):
     prefix = export_static(model, args.output_path)
     tokenizer.save_pretrained(args.output_path)  # the serving side tokenizes with exactly this
     meta = dict(meta, inputs=["input_ids", "token_type_ids"], output="probability, shape [batch]")
-    with open(os.path.join(args.output_path, "ranker.json"), "w") as f:
+    with open(os.path.join(args.output_path, RANKER), "w") as f:
         json.dump(meta, f, indent=1)
     if args.onnx or args.int8:
         from core.inference import to_onnx
@@ -28,4 +33,3 @@ def export_main(build, description, argv=None):
     files = sorted(f for f in os.listdir(args.output_path) if f.startswith("inference"))
     print(f"exported {prefix}: {', '.join(files)}")
     return args.output_path
-

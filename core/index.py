@@ -11,6 +11,7 @@ alias: `build` writes a new collection `<name>__v<time>` next to the one in use 
 alias only once every row is in, so searches keep answering from the old collection during a
 rebuild, and a rebuild that fails leaves it untouched.
 """
+
 import json
 import os
 import time
@@ -23,8 +24,10 @@ from .errors import DataError, Unavailable
 Hit = namedtuple("Hit", "id text similarity")
 TEXT_MAX_BYTES = 65535
 INDEX_TYPES = ("FLAT", "HNSW")
-BUILD_HINT = ("build it with: bash scripts/build_index.sh MODEL_DIR CORPUS_FILE "
-              "(python recall/build_index.py --model_dir ... --corpus_file ... --milvus_uri {uri} --collection {name})")
+BUILD_HINT = (
+    "build it with: bash scripts/build_index.sh MODEL_DIR CORPUS_FILE "
+    "(python recall/build_index.py --model_dir ... --corpus_file ... --milvus_uri {uri} --collection {name})"
+)
 
 
 class IndexError_(Unavailable, LookupError):
@@ -61,7 +64,8 @@ def connect(uri, token=None):
             raise IndexError_(
                 f"cannot open the Milvus Lite database {uri}: another process (a running search server?) holds it. "
                 "Stop that process, or reach the same data through the Milvus port the server exposes "
-                "(search.milvus_port in its config) with --milvus_uri http://127.0.0.1:PORT") from None
+                "(search.milvus_port in its config) with --milvus_uri http://127.0.0.1:PORT"
+            ) from None
         raise IndexError_(f"cannot connect to Milvus at {uri}: {e.message if hasattr(e, 'message') else e}") from None
 
 
@@ -95,7 +99,9 @@ class MilvusIndex:
     def _require(self):
         target = self._target()
         if target is None:
-            raise IndexError_(f"no index '{self.name}' in Milvus at {self.uri}; " + BUILD_HINT.format(uri=self.uri, name=self.name))
+            raise IndexError_(
+                f"no index '{self.name}' in Milvus at {self.uri}; " + BUILD_HINT.format(uri=self.uri, name=self.name)
+            )
         return target
 
     def info(self):
@@ -116,8 +122,18 @@ class MilvusIndex:
         return self._dim
 
     # ---------------------------------------------------------------- build
-    def build(self, texts, embed, dim, batch_size=256, index_type="HNSW", hnsw_m=16, ef_construction=200,
-              meta=None, progress=None):
+    def build(
+        self,
+        texts,
+        embed,
+        dim,
+        batch_size=256,
+        index_type="HNSW",
+        hnsw_m=16,
+        ef_construction=200,
+        meta=None,
+        progress=None,
+    ):
         """Embed `texts` (embed(list_of_texts) -> [n, dim] float32) into a new collection, then switch.
 
         progress(done, total): called after every inserted batch. Returns info() of the new index.
@@ -130,18 +146,25 @@ class MilvusIndex:
             raise DataError("the corpus is empty: nothing to index")
         for i, t in enumerate(texts):
             if len(t.encode("utf-8")) > TEXT_MAX_BYTES:
-                raise DataError(f"corpus text {i + 1} is {len(t.encode('utf-8'))} bytes; Milvus VARCHAR holds "
-                                f"{TEXT_MAX_BYTES} (read files with core.data.read_corpus(path, max_bytes) to "
-                                "get the file and line)")
+                raise DataError(
+                    f"corpus text {i + 1} is {len(t.encode('utf-8'))} bytes; Milvus VARCHAR holds "
+                    f"{TEXT_MAX_BYTES} (read files with core.data.read_corpus(path, max_bytes) to "
+                    "get the file and line)"
+                )
         c = self.client
         old = self._target()
         if old == self.name:
-            raise IndexError_(f"'{self.name}' is a plain collection, not an alias this tool manages; "
-                              "choose another --collection or drop it first")
+            raise IndexError_(
+                f"'{self.name}' is a plain collection, not an alias this tool manages; "
+                "choose another --collection or drop it first"
+            )
         self.drop_stale(keep=old)
         new = f"{self.name}__v{time.strftime('%Y%m%d%H%M%S')}{int(time.time() * 1000) % 1000:03d}"
-        schema = c.create_schema(auto_id=False, enable_dynamic_field=False,
-                                 description=json.dumps(dict(meta or {}, built=time.strftime("%Y-%m-%dT%H:%M:%S"))))
+        schema = c.create_schema(
+            auto_id=False,
+            enable_dynamic_field=False,
+            description=json.dumps(dict(meta or {}, built=time.strftime("%Y-%m-%dT%H:%M:%S"))),
+        )
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX_BYTES)
         schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=int(dim))
@@ -155,8 +178,13 @@ class MilvusIndex:
                 chunk = texts[start : start + batch_size]
                 emb = np.asarray(embed(chunk), dtype=np.float32)
                 if emb.shape != (len(chunk), dim):
-                    raise IndexError_(f"the encoder returned embeddings of shape {emb.shape}, expected {(len(chunk), dim)}")
-                c.insert(new, [{"id": start + j, "text": t, "embedding": e.tolist()} for j, (t, e) in enumerate(zip(chunk, emb))])
+                    raise IndexError_(
+                        f"the encoder returned embeddings of shape {emb.shape}, expected {(len(chunk), dim)}"
+                    )
+                c.insert(
+                    new,
+                    [{"id": start + j, "text": t, "embedding": e.tolist()} for j, (t, e) in enumerate(zip(chunk, emb))],
+                )
                 done += len(chunk)
                 if progress:
                     progress(done, len(texts))
@@ -180,8 +208,11 @@ class MilvusIndex:
         killed before they could drop their half-built collection."""
         keep = keep if keep is not None else self._target()
         prefix = self.name + "__v"
-        return [n for n in self.client.list_collections()
-                if n.startswith(prefix) and n[len(prefix):].isdigit() and n != keep]
+        return [
+            n
+            for n in self.client.list_collections()
+            if n.startswith(prefix) and n[len(prefix) :].isdigit() and n != keep
+        ]
 
     def drop_stale(self, keep=None):
         """Drop what `stale` lists (never the collection in use). Returns their names. Two builds of one
@@ -206,14 +237,17 @@ class MilvusIndex:
             raise DataError(f"top_k must be a positive integer, got {top_k!r}")
         dim = self.dim()
         if emb.shape[1] != dim:
-            raise IndexError_(f"query embeddings have dim {emb.shape[1]} but index '{self.name}' holds {dim}-dim "
-                              "vectors: use the encoder that built it, or rebuild the index with this encoder")
+            raise IndexError_(
+                f"query embeddings have dim {emb.shape[1]} but index '{self.name}' holds {dim}-dim "
+                "vectors: use the encoder that built it, or rebuild the index with this encoder"
+            )
         params = {"metric_type": "IP", "params": {"ef": max(ef or 0, top_k, 64)}}
         if not self._loaded:  # a reopened Lite database starts with its collections released
             self.load()
             self._loaded = True
-        res = self.client.search(self.name, data=emb.tolist(), limit=top_k, output_fields=["text"],
-                                 search_params=params)
+        res = self.client.search(
+            self.name, data=emb.tolist(), limit=top_k, output_fields=["text"], search_params=params
+        )
         return [[Hit(int(h["id"]), h["entity"]["text"], float(h["distance"])) for h in row] for row in res]
 
     def close(self):

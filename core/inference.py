@@ -1,9 +1,18 @@
 """Paddle Inference on an exported static graph (inference.json/.pdmodel + inference.pdiparams)."""
+
 import os
 
 import numpy as np
 
 from .errors import ModelLoadError
+
+BACKENDS = ("paddle", "onnxruntime", "onnxruntime-int8")  # the one list of engine backends
+
+
+def default_threads(requested=None):
+    """CPU threads for an engine: the value asked for, else $OMP_NUM_THREADS, else 2 (this machine's cores)."""
+    return int(requested or os.environ.get("OMP_NUM_THREADS") or 2)
+
 
 ONNX_FILE = "inference.onnx"
 ONNX_INT8_FILE = "inference.int8.onnx"
@@ -44,8 +53,10 @@ def model_files(model_dir, prefix="inference"):
         graph = os.path.join(model_dir, prefix + ext)
         if os.path.isfile(graph) and os.path.isfile(params):
             return graph, params
-    raise ModelLoadError(f"{model_dir}: no exported model there (expected {prefix}.json or {prefix}.pdmodel "
-                         f"and {prefix}.pdiparams; run export_model.py first)")
+    raise ModelLoadError(
+        f"{model_dir}: no exported model there (expected {prefix}.json or {prefix}.pdmodel "
+        f"and {prefix}.pdiparams; run export_model.py first)"
+    )
 
 
 def name_output(model_dir, name, prefix="inference"):
@@ -87,8 +98,16 @@ class PaddlePredictor:
     GPU/TensorRT options follow PaddleNLP's deploy/python/predict.py (untestable on CPU machines).
     """
 
-    def __init__(self, model_dir, prefix="inference", device="cpu", cpu_threads=2, enable_mkldnn=False,
-                 use_tensorrt=False, precision="fp32"):
+    def __init__(
+        self,
+        model_dir,
+        prefix="inference",
+        device="cpu",
+        cpu_threads=2,
+        enable_mkldnn=False,
+        use_tensorrt=False,
+        precision="fp32",
+    ):
         from paddle import inference
 
         graph, params = model_files(model_dir, prefix)
@@ -96,10 +115,19 @@ class PaddlePredictor:
         if device == "gpu":
             config.enable_use_gpu(100, 0)
             if use_tensorrt:
-                mode = {"fp32": inference.PrecisionType.Float32, "fp16": inference.PrecisionType.Half,
-                        "int8": inference.PrecisionType.Int8}[precision]
-                config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=64, min_subgraph_size=5,
-                                              precision_mode=mode, use_static=False, use_calib_mode=False)
+                mode = {
+                    "fp32": inference.PrecisionType.Float32,
+                    "fp16": inference.PrecisionType.Half,
+                    "int8": inference.PrecisionType.Int8,
+                }[precision]
+                config.enable_tensorrt_engine(
+                    workspace_size=1 << 30,
+                    max_batch_size=64,
+                    min_subgraph_size=5,
+                    precision_mode=mode,
+                    use_static=False,
+                    use_calib_mode=False,
+                )
         else:
             config.disable_gpu()
             config.set_cpu_math_library_num_threads(cpu_threads)
@@ -165,8 +193,9 @@ def quantize_onnx_int8(src, dst):
         so.optimized_model_filepath = folded
         so.log_severity_level = 3
         ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
-        quantize_dynamic(folded, dst, weight_type=QuantType.QInt8, op_types_to_quantize=list(INT8_OPS),
-                         per_channel=True)
+        quantize_dynamic(
+            folded, dst, weight_type=QuantType.QInt8, op_types_to_quantize=list(INT8_OPS), per_channel=True
+        )
     return dst
 
 
@@ -179,8 +208,9 @@ def to_onnx(model_dir, opset=13, quantize_int8=False):
     graph, params = model_files(model_dir)
     out = os.path.join(model_dir, ONNX_FILE)
     # optimize_tool: paddle2onnx's default (polygraphy) pip-installs packages at run time; onnxoptimizer is pinned
-    paddle2onnx.export(graph, params, save_file=out, opset_version=opset, enable_onnx_checker=True,
-                       optimize_tool="onnxoptimizer")
+    paddle2onnx.export(
+        graph, params, save_file=out, opset_version=opset, enable_onnx_checker=True, optimize_tool="onnxoptimizer"
+    )
     model = onnx.load(out)
     constants_to_initializers(model)
     onnx.save(model, out)

@@ -1,4 +1,5 @@
 """Ranking metrics: exact AUC, per-query NDCG@k and MRR."""
+
 from collections import OrderedDict
 
 import numpy as np
@@ -63,7 +64,7 @@ def dcg(gains):
     gains = np.asarray(gains, dtype=np.float64)
     if gains.size == 0:
         return 0.0
-    return float(((2.0 ** gains - 1.0) / np.log2(np.arange(2, gains.size + 2))).sum())
+    return float(((2.0**gains - 1.0) / np.log2(np.arange(2, gains.size + 2))).sum())
 
 
 def ndcg_at_k(queries, labels, scores, k=10):

@@ -1,4 +1,5 @@
 """Pooling of a backbone's outputs into one vector per row."""
+
 import paddle
 
 

@@ -1,4 +1,5 @@
 """What both rankers share: building from a checkpoint, batched scoring, static export, CLI glue."""
+
 import os
 import sys
 
@@ -63,8 +64,9 @@ def score_pairs(predict, tokenizer, pairs, max_seq_length=128, batch_size=32):
     return out
 
 
-def export_static(model, output_path, prefix="inference"):
-    """Save `model.predict(input_ids, token_type_ids)` as a static graph output_path/prefix.*"""
+def export_static(model, output_path, prefix="inference", output_name=None):
+    """Save `model.predict(input_ids, token_type_ids)` as a static graph output_path/prefix.* (the one export
+    path of every model kind), with the limits of its inputs; `output_name` names the graph's output."""
     import paddle
 
     class Scorer(paddle.nn.Layer):
@@ -82,7 +84,9 @@ def export_static(model, output_path, prefix="inference"):
     os.makedirs(output_path, exist_ok=True)
     prefix_path = os.path.join(output_path, prefix)
     paddle.jit.save(static, prefix_path)
-    from .inference import write_limits
+    from .inference import name_output, write_limits
 
+    if output_name:
+        name_output(output_path, output_name, prefix)
     write_limits(model, output_path)
     return prefix_path

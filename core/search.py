@@ -11,6 +11,7 @@ orders by the ranker's score alone (PaddleNLP's run_system.py). On KUAKE-QTR the
 lowers NDCG@10 of the recalled list while the fusion raises it (benchmarks/results/recall_quality.md).
 Without a ranker, or with rerank=False, the recall order is returned (rank_score is then None).
 """
+
 import threading
 import time
 
@@ -18,7 +19,6 @@ import numpy as np
 
 from .data import check_text
 from .errors import DataError
-
 
 RERANK_MODES = ("fused", "ranker")
 MAX_RECALL_NUM = 1000
@@ -77,8 +77,9 @@ class SearchPipeline:
         check_text(query, "query")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.max_top_k:
             raise DataError(f"top_k must be an integer from 1 to {self.max_top_k}, got {top_k!r}")
-        if recall_num is not None and (isinstance(recall_num, bool) or not isinstance(recall_num, int)
-                                       or not 1 <= recall_num <= MAX_RECALL_NUM):
+        if recall_num is not None and (
+            isinstance(recall_num, bool) or not isinstance(recall_num, int) or not 1 <= recall_num <= MAX_RECALL_NUM
+        ):
             raise DataError(f"recall_num must be an integer from 1 to {MAX_RECALL_NUM}, got {recall_num!r}")
         mode = self.rerank if rerank is True else (None if rerank is False else check_rerank_mode(rerank))
         recall_num = max(recall_num or self.recall_num, top_k)
@@ -96,8 +97,15 @@ class SearchPipeline:
         out = []
         for r, i in enumerate(order[:top_k], start=1):
             h = hits[i]
-            out.append({"rank": r, "id": h.id, "text": h.text, "recall_similarity": round(h.similarity, 6),
-                        "rank_score": None if scores is None else round(float(scores[i]), 6)})
+            out.append(
+                {
+                    "rank": r,
+                    "id": h.id,
+                    "text": h.text,
+                    "recall_similarity": round(h.similarity, 6),
+                    "rank_score": None if scores is None else round(float(scores[i]), 6),
+                }
+            )
             if fused is not None:
                 out[-1]["fused_score"] = round(float(fused[i]), 6)
         return out

@@ -1,4 +1,5 @@
 """Tiny randomly initialised ERNIE backbones (character vocabulary) for tests and smoke runs."""
+
 import os
 import string
 
@@ -12,8 +13,18 @@ def build_vocab(texts):
     return ["[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]"] + [p for p in pieces if p not in ("[", "]")] + ["[", "]"]
 
 
-def make_tiny_ernie(out_dir, texts, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
-                    max_position=128, dropout=0.1, seed=0, pooling_mode=None):
+def make_tiny_ernie(
+    out_dir,
+    texts,
+    hidden_size=32,
+    num_layers=2,
+    num_heads=2,
+    intermediate_size=64,
+    max_position=128,
+    dropout=0.1,
+    seed=0,
+    pooling_mode=None,
+):
     """Write a PaddleNLP model directory with random weights and a character vocabulary."""
     import paddle
     from paddlenlp.transformers import ErnieConfig, ErnieModel, ErnieTokenizer
@@ -26,10 +37,18 @@ def make_tiny_ernie(out_dir, texts, hidden_size=32, num_layers=2, num_heads=2, i
         f.write("\n".join(vocab) + "\n")
     tokenizer = ErnieTokenizer(vocab_file)
     tokenizer.save_pretrained(out_dir)
-    config = ErnieConfig(vocab_size=len(vocab), hidden_size=hidden_size, num_hidden_layers=num_layers,
-                         num_attention_heads=num_heads, intermediate_size=intermediate_size,
-                         max_position_embeddings=max_position, type_vocab_size=2, pad_token_id=0,
-                         hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    config = ErnieConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=max_position,
+        type_vocab_size=2,
+        pad_token_id=0,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )
     if pooling_mode:
         config.pooling_mode = pooling_mode
     paddle.seed(seed)
@@ -38,8 +57,17 @@ def make_tiny_ernie(out_dir, texts, hidden_size=32, num_layers=2, num_heads=2, i
     return out_dir
 
 
-def make_tiny_ernie_gram(out_dir, texts, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
-                         max_position=128, dropout=0.0, seed=0):
+def make_tiny_ernie_gram(
+    out_dir,
+    texts,
+    hidden_size=32,
+    num_layers=2,
+    num_heads=2,
+    intermediate_size=64,
+    max_position=128,
+    dropout=0.0,
+    seed=0,
+):
     """The same for ERNIE-Gram. Its config has its own `embedding_size` (default 768) and PaddleNLP's
     ErnieGramModel has no projection from it to `hidden_size`, so a small model must set both."""
     import paddle
@@ -51,11 +79,19 @@ def make_tiny_ernie_gram(out_dir, texts, hidden_size=32, num_layers=2, num_heads
     with open(vocab_file, "w", encoding="utf-8") as f:
         f.write("\n".join(vocab) + "\n")
     ErnieGramTokenizer(vocab_file).save_pretrained(out_dir)
-    config = ErnieGramConfig(vocab_size=len(vocab), embedding_size=hidden_size, hidden_size=hidden_size,
-                             num_hidden_layers=num_layers, num_attention_heads=num_heads,
-                             intermediate_size=intermediate_size, max_position_embeddings=max_position,
-                             type_vocab_size=2, pad_token_id=0, hidden_dropout_prob=dropout,
-                             attention_probs_dropout_prob=dropout)
+    config = ErnieGramConfig(
+        vocab_size=len(vocab),
+        embedding_size=hidden_size,
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=max_position,
+        type_vocab_size=2,
+        pad_token_id=0,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )
     paddle.seed(seed)
     ErnieGramModel(config).save_pretrained(out_dir)
     return out_dir
@@ -76,8 +112,14 @@ def main(argv=None):
     texts = []
     for f in a.data:
         texts += [" ".join(r.values()) for r in read_tsv(f, ("a", "b", "c"), optional=2)]
-    make_tiny_ernie(a.out, texts, hidden_size=a.hidden, num_layers=a.layers, num_heads=max(1, a.hidden // 32),
-                    intermediate_size=4 * a.hidden)
+    make_tiny_ernie(
+        a.out,
+        texts,
+        hidden_size=a.hidden,
+        num_layers=a.layers,
+        num_heads=max(1, a.hidden // 32),
+        intermediate_size=4 * a.hidden,
+    )
     print(f"wrote a {a.layers}-layer/{a.hidden} random backbone to {a.out}")
 
 

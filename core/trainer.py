@@ -5,6 +5,7 @@ deterministic shuffling (so a resumed run sees the same batches), log lines with
 ETA, periodic evaluation and atomic checkpoints on rank 0 only. Ctrl-C or SIGTERM saves a
 checkpoint of the current step before exiting; `--init_from_ckpt` resumes from one.
 """
+
 import math
 import os
 import random
@@ -116,8 +117,23 @@ class _Interrupted(Exception):
     pass
 
 
-def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_config=None, meta=None,
-          evaluate=None, metric_name="auc", rank=0, world_size=1, amp_scale=None, save_model=None):
+def train(
+    model,
+    dataset,
+    collate,
+    loss_fn,
+    args,
+    *,
+    tokenizer=None,
+    backbone_config=None,
+    meta=None,
+    evaluate=None,
+    metric_name="auc",
+    rank=0,
+    world_size=1,
+    amp_scale=None,
+    save_model=None,
+):
     """Train `model` on `dataset` (indexable, items fed to `collate`).
 
     loss_fn(model_or_dp, tensors) -> scalar loss. evaluate(model) -> float (higher is better).
@@ -138,9 +154,12 @@ def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_co
 
     lr_scheduler = LinearDecayWithWarmup(args.learning_rate, total_steps, args.warmup_proportion)
     decay_params = [p.name for n, p in model.named_parameters() if not any(nd in n for nd in ("bias", "norm"))]
-    optimizer = paddle.optimizer.AdamW(learning_rate=lr_scheduler, parameters=model.parameters(),
-                                       weight_decay=args.weight_decay,
-                                       apply_decay_param_fun=lambda x: x in decay_params)
+    optimizer = paddle.optimizer.AdamW(
+        learning_rate=lr_scheduler,
+        parameters=model.parameters(),
+        weight_decay=args.weight_decay,
+        apply_decay_param_fun=lambda x: x in decay_params,
+    )
 
     kept = save_model if save_model is not None else model
     global_step = 0
@@ -160,9 +179,15 @@ def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_co
 
     def save(step, epoch, batch, name=None):
         d = os.path.join(args.save_dir, name or f"model_{step}")
-        checkpoint.save(d, kept, tokenizer=tokenizer, backbone_config=backbone_config, optimizer=optimizer,
-                        state={"global_step": step, "epoch": epoch, "batch": batch, "total_steps": total_steps},
-                        meta=meta)
+        checkpoint.save(
+            d,
+            kept,
+            tokenizer=tokenizer,
+            backbone_config=backbone_config,
+            optimizer=optimizer,
+            state={"global_step": step, "epoch": epoch, "batch": batch, "total_steps": total_steps},
+            meta=meta,
+        )
         return d
 
     stop = []
@@ -181,8 +206,15 @@ def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_co
     start_time = time.time()
     try:
         while global_step < total_steps:
-            batches = batch_indices(len(dataset), args.batch_size, shuffle=True, seed=args.seed, epoch=epoch,
-                                    rank=rank, world_size=world_size)
+            batches = batch_indices(
+                len(dataset),
+                args.batch_size,
+                shuffle=True,
+                seed=args.seed,
+                epoch=epoch,
+                rank=rank,
+                world_size=world_size,
+            )
             for b in range(step_in_epoch, len(batches)):
                 if global_step >= total_steps:
                     break
@@ -202,8 +234,10 @@ def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_co
                 global_step += 1
                 loss_value = float(loss)
                 if not math.isfinite(loss_value):
-                    raise FloatingPointError(f"loss became {loss_value} at global step {global_step}; "
-                                             f"lower --learning_rate (last good checkpoint: {result['last_checkpoint']})")
+                    raise FloatingPointError(
+                        f"loss became {loss_value} at global step {global_step}; "
+                        f"lower --learning_rate (last good checkpoint: {result['last_checkpoint']})"
+                    )
                 if stop:
                     raise _Interrupted()
                 result["losses"].append(loss_value)
@@ -214,9 +248,11 @@ def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_co
                     elapsed = time.time() - tic
                     speed = (global_step - tic_step) / elapsed if elapsed > 0 else float("nan")
                     eta = (total_steps - global_step) / speed if speed > 0 else float("inf")
-                    print("global step %d, epoch: %d, batch: %d, loss: %.5f, lr: %.2e, speed: %.2f step/s, eta: %s"
-                          % (global_step, epoch, b + 1, loss_value, lr_scheduler.get_lr(), speed, format_eta(eta)),
-                          flush=True)
+                    print(
+                        "global step %d, epoch: %d, batch: %d, loss: %.5f, lr: %.2e, speed: %.2f step/s, eta: %s"
+                        % (global_step, epoch, b + 1, loss_value, lr_scheduler.get_lr(), speed, format_eta(eta)),
+                        flush=True,
+                    )
                     tic, tic_step = time.time(), global_step
                     curves.add("train/lr", global_step, lr_scheduler.get_lr())
                     curves.add("train/speed_steps_per_s", global_step, speed)
@@ -243,7 +279,7 @@ def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_co
         if rank == 0:
             d = save(global_step, epoch, 0)
             print(f"interrupted: saved {d}; resume with --init_from_ckpt {d}", flush=True)
-        raise SystemExit(130)
+        raise SystemExit(130) from None
     finally:
         for s, h in old_handlers.items():
             signal.signal(s, h)
@@ -254,6 +290,9 @@ def train(model, dataset, collate, loss_fn, args, *, tokenizer=None, backbone_co
         print(f"rank {rank} weights digest: {weights_digest(model)}", flush=True)
         finish_parallel()
     if rank == 0:
-        print(f"training done: {global_step} steps in {time.time() - start_time:.1f}s; "
-              f"checkpoint {result['last_checkpoint']}", flush=True)
+        print(
+            f"training done: {global_step} steps in {time.time() - start_time:.1f}s; "
+            f"checkpoint {result['last_checkpoint']}",
+            flush=True,
+        )
     return result

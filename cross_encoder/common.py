@@ -1,4 +1,5 @@
 """Building the cross-encoder for training or from a checkpoint (thin over core)."""
+
 from core import backbone, checkpoint
 from core.ranker import backbone_source
 

@@ -5,14 +5,10 @@ the two classes inside the graph), shape [batch].
     python cross_encoder/export_model.py --params_path checkpoints/cross_encoder/model_best \
         --output_path ./output/cross_encoder
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from core.exporting import export_main  # noqa: E402
-from core.ranker import run_cli  # noqa: E402
-from cross_encoder.common import build  # noqa: E402
+from core.exporting import export_main
+from core.ranker import run_cli
+from cross_encoder.common import build
 
 if __name__ == "__main__":
     run_cli(lambda: export_main(build, __doc__))

@@ -1,4 +1,5 @@
 """RocketQA-style cross-encoder: a 2-class sequence classifier over (query, title)."""
+
 import paddle.nn as nn
 import paddle.nn.functional as F
 

@@ -3,15 +3,12 @@
     python cross_encoder/predict.py --params_path checkpoints/cross_encoder/model_best \
         --input_file data/sort/test_pairwise.csv --topk 10
 """
+
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from core.evaluation import add_predict_args, predict_file  # noqa: E402
-from core.ranker import run_cli  # noqa: E402
-from cross_encoder.common import build  # noqa: E402
+from core.evaluation import add_predict_args, predict_file
+from core.ranker import run_cli
+from cross_encoder.common import build
 
 
 def main(argv=None):

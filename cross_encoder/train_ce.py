@@ -4,26 +4,28 @@
         --test_file data/rank/dev_pairwise.csv --save_dir checkpoints/cross_encoder
 Multi-GPU: python -u -m paddle.distributed.launch --gpus "0,1,2,3" cross_encoder/train_ce.py ...
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from core.args import training_parser  # noqa: E402
-from core.data import EncodedDataset, PairEncoder, collate_pairs, read_labeled_pairs  # noqa: E402
-from core.evaluation import auc_evaluator  # noqa: E402
-from core.ranker import run_cli  # noqa: E402
-from core.trainer import init_device, set_seed, train  # noqa: E402
-from cross_encoder.common import build  # noqa: E402
+from core.args import training_parser
+from core.data import EncodedDataset, PairEncoder, collate_pairs, read_labeled_pairs
+from core.evaluation import auc_evaluator
+from core.ranker import run_cli
+from core.trainer import init_device, set_seed, train
+from cross_encoder.common import build
 
 
 def parse_args(argv=None):
     p = training_parser(__doc__)
-    p.add_argument("--train_set", "--train_file", dest="train_set", required=True,
-                   help="query\\ttitle\\tlabel (label 0/1, header optional)")
+    p.add_argument(
+        "--train_set",
+        "--train_file",
+        dest="train_set",
+        required=True,
+        help="query\\ttitle\\tlabel (label 0/1, header optional)",
+    )
     p.add_argument("--test_file", required=True, help="query\\ttitle\\tlabel dev file for AUC")
-    p.add_argument("--save_steps", "--save_step", dest="save_step", type=int, default=10000,
-                   help="save a checkpoint every N steps")
+    p.add_argument(
+        "--save_steps", "--save_step", dest="save_step", type=int, default=10000, help="save a checkpoint every N steps"
+    )
     p.add_argument("--use_amp", action="store_true", help="mixed precision (GPU only; ignored on cpu)")
     p.add_argument("--scale_loss", type=float, default=2**15, help="initial loss scaling for --use_amp")
     return p.parse_args(argv)
@@ -56,9 +58,21 @@ def main(argv=None):
     amp = args.use_amp and args.device == "gpu"
     if args.use_amp and not amp and rank == 0:
         print("[warning] --use_amp needs --device gpu: training in fp32")
-    return train(model, dataset, collate, loss_fn, args, tokenizer=tokenizer, backbone_config=config, meta=meta,
-          evaluate=evaluate, metric_name="auc", rank=rank, world_size=world,
-          amp_scale=args.scale_loss if amp else None)
+    return train(
+        model,
+        dataset,
+        collate,
+        loss_fn,
+        args,
+        tokenizer=tokenizer,
+        backbone_config=config,
+        meta=meta,
+        evaluate=evaluate,
+        metric_name="auc",
+        rank=rank,
+        world_size=world,
+        amp_scale=args.scale_loss if amp else None,
+    )
 
 
 if __name__ == "__main__":

@@ -14,15 +14,14 @@ Writes (tab-separated, UTF-8; see datasets/README.md for the formats):
   recall/dev.csv           query,title                   (relevant pairs of dev)
 The output is deterministic: the same input gives byte-identical files.
 """
+
 import argparse
 import json
 import os
 import sys
 from collections import OrderedDict
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from core.text import char_jaccard, clean_field  # noqa: E402
+from core.text import char_jaccard, clean_field
 
 RELEVANT = 2  # KUAKE-QTR labels 0..3; >= 2 counts as relevant
 
@@ -87,7 +86,9 @@ def unique(seq):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--src", default="../shared/datasets/kuake_qtr", help="folder with train.json, dev.json, test_unlabeled.json")
+    p.add_argument(
+        "--src", default="../shared/datasets/kuake_qtr", help="folder with train.json, dev.json, test_unlabeled.json"
+    )
     p.add_argument("--out", default="data", help="output folder")
     args = p.parse_args()
 
@@ -101,11 +102,13 @@ def main():
         return [(q, t, int(label >= RELEVANT)) for q, t, label in rows]
 
     out = args.out
-    write(os.path.join(out, "sort/train_pairwise.csv"), ("query", "title", "neg_title", "label", "neg_label"),
-          pairwise_triples(train))
+    write(
+        os.path.join(out, "sort/train_pairwise.csv"),
+        ("query", "title", "neg_title", "label", "neg_label"),
+        pairwise_triples(train),
+    )
     write(os.path.join(out, "sort/dev_pairwise.csv"), ("query", "title", "label"), binary(dev))
-    write(os.path.join(out, "sort/test_pairwise.csv"), None,
-          [(q, t, f"{char_jaccard(q, t):.4f}") for q, t, _ in test])
+    write(os.path.join(out, "sort/test_pairwise.csv"), None, [(q, t, f"{char_jaccard(q, t):.4f}") for q, t, _ in test])
     write(os.path.join(out, "rank/train.csv"), ("query", "title", "label"), binary(train))
     write(os.path.join(out, "rank/dev_pairwise.csv"), ("query", "title", "label"), binary(dev))
     write(os.path.join(out, "recall/train.csv"), None, unique((q, t) for q, t, l in train if l >= RELEVANT))

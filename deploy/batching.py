@@ -4,6 +4,7 @@ The queue is bounded (`max_queue_rows` rows waiting; more gets `Overloaded`, 503
 Retry-After) and every wait is bounded by the request's deadline (`DeadlineExceeded`, 504); a
 request that gave up before its turn is dropped from the queue without running.
 """
+
 import queue
 import threading
 import time
@@ -22,8 +23,7 @@ class Batcher:
     them in batches of `max_batch_size`, each padded only to its own longest row, so taking the
     whole queue leaves at most one partial batch per round instead of one per request."""
 
-    def __init__(self, engine, max_batch_size=32, max_wait_ms=5, max_queue_rows=4096, on_batch=None,
-                 max_collect=None):
+    def __init__(self, engine, max_batch_size=32, max_wait_ms=5, max_queue_rows=4096, on_batch=None, max_collect=None):
         self.engine = engine
         self.max_batch_size = max_batch_size
         self.max_collect = max_collect or 8 * max_batch_size
@@ -39,8 +39,10 @@ class Batcher:
     def submit(self, rows):
         with self._lock:
             if self._pending + len(rows) > self.max_queue_rows:
-                raise Overloaded(f"the server is busy: {self._pending} rows are waiting to be scored "
-                                 f"(max_queue_rows {self.max_queue_rows}); retry later")
+                raise Overloaded(
+                    f"the server is busy: {self._pending} rows are waiting to be scored "
+                    f"(max_queue_rows {self.max_queue_rows}); retry later"
+                )
             self._pending += len(rows)
         fut = Future()
         self.queue.put((rows, fut))
@@ -53,8 +55,9 @@ class Batcher:
             return fut.result(timeout=max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
             fut.cancel()  # if it has not started, the worker skips it
-            raise DeadlineExceeded("the request did not finish within its deadline "
-                                   "(request_timeout_s in the server config)") from None
+            raise DeadlineExceeded(
+                "the request did not finish within its deadline (request_timeout_s in the server config)"
+            ) from None
 
     def stop(self, timeout=10):
         self.queue.put(_STOP)

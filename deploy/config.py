@@ -41,14 +41,15 @@ A Paddle Serving config_nlp.yml itself is accepted too: every `op` whose
       milvus_port: 0         # > 0: serve the Milvus Lite database on this port (Milvus gRPC), so that
                              # other processes (run_system.py, a rebuild) can use --milvus_uri http://127.0.0.1:PORT
 """
+
 import os
 
 import yaml
 
 from core.errors import PipelineError
+from core.inference import BACKENDS
 
 KINDS = ("ranker", "encoder")
-BACKENDS = ("paddle", "onnxruntime", "onnxruntime-int8")
 
 
 class ConfigError(PipelineError):
@@ -138,13 +139,18 @@ def from_dict(raw, base_dir=".", where="config"):
         model_dir = m["model_dir"]
         if not os.path.isabs(model_dir):
             model_dir = os.path.normpath(os.path.join(base_dir, model_dir))
-        cfg["models"].append({
-            "name": str(m["name"]), "model_dir": model_dir, "kind": kind, "backend": backend,
-            "max_seq_length": _int(m, "max_seq_length", 128, w, 8),
-            "cpu_threads": _int(m, "cpu_threads", 2, w, 1),
-            "max_batch_size": _int(batching, "max_batch_size", 32, w, 1),
-            "max_wait_ms": _int(batching, "max_wait_ms", 5, w, 0),
-        })
+        cfg["models"].append(
+            {
+                "name": str(m["name"]),
+                "model_dir": model_dir,
+                "kind": kind,
+                "backend": backend,
+                "max_seq_length": _int(m, "max_seq_length", 128, w, 8),
+                "cpu_threads": _int(m, "cpu_threads", 2, w, 1),
+                "max_batch_size": _int(batching, "max_batch_size", 32, w, 1),
+                "max_wait_ms": _int(batching, "max_wait_ms", 5, w, 0),
+            }
+        )
     cfg["search"] = _search(raw.get("search"), cfg["models"], base_dir, where)
     rankers = [m["name"] for m in cfg["models"] if m["kind"] == "ranker"]
     cfg["general_model"] = raw.get("general_model") or (rankers[0] if rankers else cfg["models"][0]["name"])
@@ -169,11 +175,19 @@ def _search(raw, models, base_dir, where):
     uri = str(raw.get("milvus_uri") or "milvus.db")
     if "://" not in uri and not os.path.isabs(uri):
         uri = os.path.normpath(os.path.join(base_dir, uri))
-    return {"name": str(raw.get("name", "search")), "encoder": enc, "ranker": ranker, "milvus_uri": uri,
-            "milvus_token": raw.get("milvus_token"), "collection": str(raw.get("collection", "kuake_titles")),
-            "recall_num": _int(raw, "recall_num", 50, w, 1), "top_k": _int(raw, "top_k", 10, w, 1),
-            "milvus_port": _int(raw, "milvus_port", 0, w), "rerank": _rerank_mode(raw, w),
-            "rrf_k": _int(raw, "rrf_k", 10, w, 0)}
+    return {
+        "name": str(raw.get("name", "search")),
+        "encoder": enc,
+        "ranker": ranker,
+        "milvus_uri": uri,
+        "milvus_token": raw.get("milvus_token"),
+        "collection": str(raw.get("collection", "kuake_titles")),
+        "recall_num": _int(raw, "recall_num", 50, w, 1),
+        "top_k": _int(raw, "top_k", 10, w, 1),
+        "milvus_port": _int(raw, "milvus_port", 0, w),
+        "rerank": _rerank_mode(raw, w),
+        "rrf_k": _int(raw, "rrf_k", 10, w, 0),
+    }
 
 
 def _rerank_mode(raw, where):

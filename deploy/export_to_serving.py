@@ -8,16 +8,14 @@ serving_server/ gets the graph, parameters, tokenizer files and serving_server_c
 server loads it as `model_dir`); serving_client/ gets serving_client_conf.prototxt, which
 Paddle Serving's HttpClient.load_client_config reads.
 """
+
 import argparse
 import os
 import shutil
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from core.errors import ModelLoadError  # noqa: E402
-from core.ranker import INPUT_NAMES, run_cli  # noqa: E402
-from deploy.serving_conf import CLIENT_CONF, SERVER_CONF, render  # noqa: E402
+from core.errors import ModelLoadError
+from core.ranker import INPUT_NAMES, run_cli
+from deploy.serving_conf import CLIENT_CONF, SERVER_CONF, render
 
 SKIP = (".pdparams", ".pdopt")
 
@@ -34,25 +32,30 @@ def main(argv=None):
     args = p.parse_args(argv)
     src = args.dirname
     model_file = args.model_filename or next(
-        (f for f in ("inference.json", "inference.pdmodel") if os.path.isfile(os.path.join(src, f))), None)
+        (f for f in ("inference.json", "inference.pdmodel") if os.path.isfile(os.path.join(src, f))), None
+    )
     for f in (model_file, args.params_filename):
         if not f or not os.path.isfile(os.path.join(src, f)):
             raise ModelLoadError(f"{src}: no {f or 'inference.json/.pdmodel'} there; run export_model.py first")
     feed_alias = [a.strip() for a in args.feed_alias_names.split(",") if a.strip()]
     if len(feed_alias) != len(INPUT_NAMES):
-        raise ModelLoadError(f"--feed_alias_names needs {len(INPUT_NAMES)} names ({', '.join(INPUT_NAMES)}), "
-                             f"got {feed_alias}")
+        raise ModelLoadError(
+            f"--feed_alias_names needs {len(INPUT_NAMES)} names ({', '.join(INPUT_NAMES)}), got {feed_alias}"
+        )
     os.makedirs(args.server_path, exist_ok=True)
     os.makedirs(args.client_path, exist_ok=True)
     for f in os.listdir(src):
         path = os.path.join(src, f)
         if os.path.isfile(path) and not f.endswith(SKIP):
-            target = {model_file: "inference" + os.path.splitext(model_file)[1],
-                      args.params_filename: "inference.pdiparams"}.get(f, f)
+            target = {
+                model_file: "inference" + os.path.splitext(model_file)[1],
+                args.params_filename: "inference.pdiparams",
+            }.get(f, f)
             shutil.copyfile(path, os.path.join(args.server_path, target))
     feeds = [{"name": n, "alias_name": a, "type": 0, "shape": [-1]} for n, a in zip(INPUT_NAMES, feed_alias)]
-    fetches = [{"name": "probability", "alias_name": args.fetch_alias_names.split(",")[0].strip(), "type": 1,
-                "shape": [1]}]
+    fetches = [
+        {"name": "probability", "alias_name": args.fetch_alias_names.split(",")[0].strip(), "type": 1, "shape": [1]}
+    ]
     text = render(feeds, fetches)
     for d, name in ((args.server_path, SERVER_CONF), (args.client_path, CLIENT_CONF)):
         with open(os.path.join(d, name), "w", encoding="utf-8") as f:

@@ -1,17 +1,32 @@
 """Prometheus metrics of the server (GET /metrics)."""
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
 class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry()
-        self.requests = Counter("search_requests", "requests by endpoint and outcome (ok, or the error kind)",
-                                ["endpoint", "outcome", "status"], registry=self.registry)
-        self.latency = Histogram("search_request_seconds", "request latency", ["endpoint"], registry=self.registry,
-                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.requests = Counter(
+            "search_requests",
+            "requests by endpoint and outcome (ok, or the error kind)",
+            ["endpoint", "outcome", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "search_request_seconds",
+            "request latency",
+            ["endpoint"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
         self.pair_count = Counter("search_pairs", "pairs scored", ["model"], registry=self.registry)
-        self.batch_rows = Histogram("search_batch_rows", "rows scored per batching round", ["model"],
-                                    registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+        self.batch_rows = Histogram(
+            "search_batch_rows",
+            "rows scored per batching round",
+            ["model"],
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        )
 
     def pairs(self, model, n):
         self.pair_count.labels(model).inc(n)

@@ -11,24 +11,50 @@ recall encoder), /health and /metrics. Flags of paddle_serving_server.serve that
 here are accepted with a warning. Unlike Paddle Serving, the server binds 127.0.0.1 unless --host
 says otherwise.
 """
+
 import argparse
 import json
 import logging
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from core.checkpoint import RANKER
+from core.errors import PipelineError
+from core.inference import BACKENDS
+from deploy.config import ConfigError, from_dict
 
-from core.errors import PipelineError  # noqa: E402
-from deploy.config import BACKENDS, ConfigError, from_dict  # noqa: E402
-
-IGNORED = ("--runtime_thread_num", "--batch_infer_size", "--op", "--workdir", "--use_calib", "--mem_optim_off",
-           "--use_encryption_model", "--encryption_rpc_port", "--use_trt", "--use_lite", "--use_xpu",
-           "--use_ascend_cl", "--product_name", "--container_id", "--gpu_multi_stream", "--enable_prometheus",
-           "--prometheus_port", "--request_cache_size", "--use_dist_model", "--dist_carrier_id", "--dist_cfg_file",
-           "--dist_endpoints", "--dist_nranks", "--dist_subgraph_index", "--dist_worker_serving_endpoints",
-           "--dist_master_serving", "--min_subgraph_size", "--gpu_memory_mb", "--trt_workspace_size",
-           "--trt_use_static")
+IGNORED = (
+    "--runtime_thread_num",
+    "--batch_infer_size",
+    "--op",
+    "--workdir",
+    "--use_calib",
+    "--mem_optim_off",
+    "--use_encryption_model",
+    "--encryption_rpc_port",
+    "--use_trt",
+    "--use_lite",
+    "--use_xpu",
+    "--use_ascend_cl",
+    "--product_name",
+    "--container_id",
+    "--gpu_multi_stream",
+    "--enable_prometheus",
+    "--prometheus_port",
+    "--request_cache_size",
+    "--use_dist_model",
+    "--dist_carrier_id",
+    "--dist_cfg_file",
+    "--dist_endpoints",
+    "--dist_nranks",
+    "--dist_subgraph_index",
+    "--dist_worker_serving_endpoints",
+    "--dist_master_serving",
+    "--min_subgraph_size",
+    "--gpu_memory_mb",
+    "--trt_workspace_size",
+    "--trt_use_static",
+)
 
 
 def _bool(v):
@@ -44,8 +70,12 @@ def parser():
     p.add_argument("--device", default="cpu")
     p.add_argument("--gpu_ids", "--gpu_id", nargs="+", default=None)
     p.add_argument("--precision", default="fp32", choices=["fp32", "int8", "fp16", "bf16"])
-    p.add_argument("--backend", default=None, choices=BACKENDS, help="default: paddle (onnxruntime-int8 for --precision int8)")
-    p.add_argument("--ir_optim", nargs="?", const="true", default="true", help="accepted (graph optimisation is always on)")
+    p.add_argument(
+        "--backend", default=None, choices=BACKENDS, help="default: paddle (onnxruntime-int8 for --precision int8)"
+    )
+    p.add_argument(
+        "--ir_optim", nargs="?", const="true", default="true", help="accepted (graph optimisation is always on)"
+    )
     p.add_argument("--use_mkl", nargs="?", const="true", default="false", help="accepted")
     p.add_argument("--cpu_math_thread_num", type=int, default=2, help="math threads per model")
     p.add_argument("--max_body_size", type=int, default=None, help="bytes (default: the server's max_body_bytes)")
@@ -64,10 +94,11 @@ def config_from_args(args):
         raise ConfigError(
             f"--model {' '.join(args.model)}: C++ Serving chains several models (the outputs of one feed the next); "
             "these models take token ids and return scores or embeddings, so they do not chain. Start one server "
-            "per model, or serve several side by side from a config file: python -m deploy.server --config ...")
+            "per model, or serve several side by side from a config file: python -m deploy.server --config ..."
+        )
     model_dir = os.path.abspath(args.model[0])
     kind = "ranker"
-    meta = os.path.join(model_dir, "ranker.json")
+    meta = os.path.join(model_dir, RANKER)
     if os.path.isfile(meta):
         with open(meta) as f:
             kind = "encoder" if json.load(f).get("kind") == "encoder" else "ranker"
@@ -76,10 +107,22 @@ def config_from_args(args):
         logging.warning("--precision %s: not available on this CPU build; serving fp32", args.precision)
     if args.device != "cpu" or args.gpu_ids:
         logging.warning("--device/--gpu_ids: this server runs on CPU (Paddle Inference, ONNX Runtime)")
-    raw = {"http_port": args.port, "rpc_port": 0, "worker_num": max(1, args.thread), "host": args.host,
-           "models": [{"name": os.path.basename(model_dir.rstrip("/")) or "model", "model_dir": model_dir,
-                       "kind": kind, "backend": backend, "max_seq_length": args.max_seq_length,
-                       "cpu_threads": args.cpu_math_thread_num}]}
+    raw = {
+        "http_port": args.port,
+        "rpc_port": 0,
+        "worker_num": max(1, args.thread),
+        "host": args.host,
+        "models": [
+            {
+                "name": os.path.basename(model_dir.rstrip("/")) or "model",
+                "model_dir": model_dir,
+                "kind": kind,
+                "backend": backend,
+                "max_seq_length": args.max_seq_length,
+                "cpu_threads": args.cpu_math_thread_num,
+            }
+        ],
+    }
     if args.max_body_size:
         raw["max_body_bytes"] = args.max_body_size
     if not os.path.isdir(model_dir):

@@ -6,21 +6,21 @@ A request's path, in one pass:
     transport (deploy/transports/: http.py FastAPI app, brpc.py baidu_std on the HTTP port,
                grpc_pipeline.py gRPC servicer)
       -> protocol (deploy/protocols/: pipeline, general, v1 rerank + embeddings, search)
-        -> ModelService (deploy/service.py: limits, tokenizing) -> Batcher (deploy/batching.py) -> engine (core/engine.py)
+        -> ModelService (deploy/service.py: limits, tokenizing) -> Batcher (deploy/batching.py)
+          -> engine (core/engine.py)
 
 This file only starts and stops: it builds the services from the config, registers them with
 the protocols, opens the doors, and on SIGTERM/SIGINT stops accepting on every door, lets
 in-flight requests finish within `shutdown_grace_s`, closes gRPC, the batchers and the Milvus
 database, and exits 0.
 """
+
 import argparse
 import logging
 import os
 import signal
 import sys
 import threading
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from core.errors import PipelineError
 from deploy.config import ConfigError, load
@@ -48,8 +48,9 @@ class Server:
         except BaseException:
             self.close()
             raise
-        pipelines = {n: (RankerPipeline(s) if s.kind == "ranker" else EncoderPipeline(s))
-                     for n, s in self.services.items()}
+        pipelines = {
+            n: (RankerPipeline(s) if s.kind == "ranker" else EncoderPipeline(s)) for n, s in self.services.items()
+        }
         self.milvus_server = self.milvus_db = None
         self.search = None
         if cfg.get("search"):
@@ -70,11 +71,13 @@ class Server:
 
             os.makedirs(os.path.dirname(uri), exist_ok=True)
             try:
-                self.milvus_server, self.milvus_db, port = start_server_in_thread(uri, host="127.0.0.1",
-                                                                                  port=sc["milvus_port"])
+                self.milvus_server, self.milvus_db, port = start_server_in_thread(
+                    uri, host="127.0.0.1", port=sc["milvus_port"]
+                )
             except Exception as e:  # noqa: BLE001
-                raise ConfigError(f"search: cannot serve the Milvus Lite database {uri} on port "
-                                  f"{sc['milvus_port']}: {e}") from None
+                raise ConfigError(
+                    f"search: cannot serve the Milvus Lite database {uri} on port {sc['milvus_port']}: {e}"
+                ) from None
             uri = f"http://127.0.0.1:{port}"
         index = MilvusIndex(uri, sc["collection"], token=sc.get("milvus_token"))
         if not index.exists():
@@ -99,9 +102,12 @@ def main(argv=None):
     p.add_argument("--http_port", type=int, default=None, help="override http_port")
     p.add_argument("--rpc_port", type=int, default=None, help="override rpc_port (0: no gRPC)")
     p.add_argument("--host", default=None, help="override host (default 127.0.0.1; 0.0.0.0 serves other machines)")
-    p.add_argument("--api_key", default=os.environ.get("SEARCH_API_KEY"),
-                   help="require 'Authorization: Bearer KEY' on every request but GET /health "
-                        "(default: $SEARCH_API_KEY, else api_key in the config)")
+    p.add_argument(
+        "--api_key",
+        default=os.environ.get("SEARCH_API_KEY"),
+        help="require 'Authorization: Bearer KEY' on every request but GET /health "
+        "(default: $SEARCH_API_KEY, else api_key in the config)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -134,9 +140,18 @@ def run(server):
             return contextlib.nullcontext()
 
     # the HTTP port also answers brpc (baidu_std) for GeneralModelService, told apart by the first bytes
-    http = Uvicorn(uvicorn.Config(create_app(server), host=cfg["host"], port=cfg["http_port"], log_level="warning",
-                                  http=door_protocol(server), limit_concurrency=cfg["max_connections"],
-                                  timeout_keep_alive=30, timeout_graceful_shutdown=int(max(1, grace))))
+    http = Uvicorn(
+        uvicorn.Config(
+            create_app(server),
+            host=cfg["host"],
+            port=cfg["http_port"],
+            log_level="warning",
+            http=door_protocol(server),
+            limit_concurrency=cfg["max_connections"],
+            timeout_keep_alive=30,
+            timeout_graceful_shutdown=int(max(1, grace)),
+        )
+    )
     grpc_server = grpc_pipeline.start(server, cfg["host"], cfg["rpc_port"]) if cfg["rpc_port"] else None
     grpc_stopped = []
 
@@ -152,9 +167,12 @@ def run(server):
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
     names = ", ".join(f"{n} ({s.cfg['backend']})" for n, s in server.services.items())
-    print(f"serving {names}: http + brpc on {cfg['host']}:{cfg['http_port']}"
-          + (f", pipeline rpc on :{cfg['rpc_port']}" if grpc_server else "")
-          + (", API key required" if server.api_key else ""), flush=True)
+    print(
+        f"serving {names}: http + brpc on {cfg['host']}:{cfg['http_port']}"
+        + (f", pipeline rpc on :{cfg['rpc_port']}" if grpc_server else "")
+        + (", API key required" if server.api_key else ""),
+        flush=True,
+    )
     try:
         http.run()
     finally:

@@ -5,6 +5,7 @@
 Every entry point checks the request's size first (rows, characters per text, tokens), then
 tokenizes, then waits for the batcher no longer than the request's deadline.
 """
+
 import itertools
 import logging
 import time
@@ -62,13 +63,24 @@ class ModelService:
         self.kind = cfg["kind"]
         self.limits = limits
         cls = RankerEngine if self.kind == "ranker" else EncoderEngine
-        self.engine = cls(cfg["model_dir"], backend=cfg["backend"], max_seq_length=cfg["max_seq_length"],
-                          cpu_threads=cfg["cpu_threads"], batch_size=cfg["max_batch_size"])
+        self.engine = cls(
+            cfg["model_dir"],
+            backend=cfg["backend"],
+            max_seq_length=cfg["max_seq_length"],
+            cpu_threads=cfg["cpu_threads"],
+            batch_size=cfg["max_batch_size"],
+        )
         self.feed_alias, self.fetch_alias = load_aliases(
-            cfg["model_dir"], "predict" if self.kind == "ranker" else "output_embedding")
+            cfg["model_dir"], "predict" if self.kind == "ranker" else "output_embedding"
+        )
         self.metrics = metrics
-        self.batcher = Batcher(self.engine, cfg["max_batch_size"], cfg["max_wait_ms"], max_queue_rows=queue_rows,
-                               on_batch=lambda rows, reqs: metrics.batch(self.name, rows))
+        self.batcher = Batcher(
+            self.engine,
+            cfg["max_batch_size"],
+            cfg["max_wait_ms"],
+            max_queue_rows=queue_rows,
+            on_batch=lambda rows, reqs: metrics.batch(self.name, rows),
+        )
 
     def _need(self, kind):
         if self.kind != kind:
@@ -106,8 +118,10 @@ class ModelService:
             if getattr(arr, "ndim", 0) == 2:
                 self.limits.rows(arr.shape[0], f"rows in feed '{name}'")
                 if arr.size > self.limits.max_tokens:
-                    raise TooLarge(f"feed '{name}' holds {arr.size} tokens; the limit is {self.limits.max_tokens} "
-                                   "(max_tokens_per_request)")
+                    raise TooLarge(
+                        f"feed '{name}' holds {arr.size} tokens; the limit is {self.limits.max_tokens} "
+                        "(max_tokens_per_request)"
+                    )
         ids, types = self.engine.check_feeds(feeds)
         rows = list(zip(ids.tolist(), types.tolist()))
         self.metrics.pairs(self.name, len(rows))

@@ -2,6 +2,7 @@
 
 feed_type / fetch_type follow Paddle Serving: 0 int64, 1 float32, 2 int32, 20 bytes.
 """
+
 import os
 import re
 
@@ -20,7 +21,7 @@ def render(feeds, fetches):
             out.append(f'  name: "{v["name"]}"')
             out.append(f'  alias_name: "{v["alias_name"]}"')
             out.append("  is_lod_tensor: false")
-            out.append(f'  {"feed" if kind == "feed_var" else "fetch"}_type: {v["type"]}')
+            out.append(f"  {'feed' if kind == 'feed_var' else 'fetch'}_type: {v['type']}")
             for d in v["shape"]:
                 out.append(f"  shape: {d}")
             out.append("}")

@@ -1,4 +1,5 @@
 """Building the pairwise model for training or from a checkpoint (thin over core)."""
+
 from core import backbone, checkpoint
 from core.ranker import backbone_source
 
@@ -20,8 +21,9 @@ def build(model_name_or_path, params_path=None, margin=None, dropout=None, pooli
     else:
         ptm = backbone.load_backbone(src)
     pooling = meta.get("pooling") or backbone.pooling_mode(ptm, pooling)
-    model = PairwiseMatching(ptm, dropout=dropout, margin=margin, pooling=pooling,
-                             pad_token_id=tokenizer.pad_token_id or 0)
+    model = PairwiseMatching(
+        ptm, dropout=dropout, margin=margin, pooling=pooling, pad_token_id=tokenizer.pad_token_id or 0
+    )
     if params_path:
         checkpoint.load_params(model, params_path)
     meta = {"kind": KIND, "pooling": pooling, "margin": margin}

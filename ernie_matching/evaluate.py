@@ -4,14 +4,10 @@
         --test_file data/sort/dev_pairwise.csv
     python ... --model_dir output/EXPORTED --backend paddle|onnxruntime   (static graph, faster)
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from core.evaluation import evaluate_main  # noqa: E402
-from core.ranker import run_cli  # noqa: E402
-from ernie_matching.common import build  # noqa: E402
+from core.evaluation import evaluate_main
+from core.ranker import run_cli
+from ernie_matching.common import build
 
 
 def main(argv=None):

@@ -5,6 +5,7 @@ Without labels, each (query, title, neg_title) row gives one pair: title above n
 labels differ give a pair, across queries too: the labels are absolute grades, so this also
 teaches scores that compare between queries (what a global AUC or a score threshold needs).
 """
+
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
@@ -31,8 +32,15 @@ class PairwiseMatching(nn.Layer):
         """Relevance probability of each (query, title) row, shape [batch]."""
         return F.sigmoid(self.logit(input_ids, token_type_ids))
 
-    def forward(self, pos_input_ids, neg_input_ids, pos_token_type_ids=None, neg_token_type_ids=None,
-                pos_labels=None, neg_labels=None):
+    def forward(
+        self,
+        pos_input_ids,
+        neg_input_ids,
+        pos_token_type_ids=None,
+        neg_token_type_ids=None,
+        pos_labels=None,
+        neg_labels=None,
+    ):
         # one backbone pass over [pos; neg] (padded to a common length; padding is masked out)
         # costs less than two passes of half the batch
         if pos_token_type_ids is None:

@@ -3,15 +3,12 @@
     python ernie_matching/predict_pairwise.py --params_path checkpoints/pairwise/model_best \
         --input_file data/sort/test_pairwise.csv --output_file output/pairwise_pred.tsv
 """
+
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from core.evaluation import add_predict_args, predict_file  # noqa: E402
-from core.ranker import run_cli  # noqa: E402
-from ernie_matching.common import build  # noqa: E402
+from core.evaluation import add_predict_args, predict_file
+from core.ranker import run_cli
+from ernie_matching.common import build
 
 
 def main(argv=None):

@@ -4,32 +4,35 @@
         --test_file data/sort/dev_pairwise.csv --save_dir checkpoints/pairwise
 Multi-GPU: python -u -m paddle.distributed.launch --gpus "0,1,2,3" ernie_matching/train_pairwise.py ...
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from core.args import training_parser  # noqa: E402
-from core.data import EncodedDataset, PairEncoder, collate_pairs, read_labeled_pairs, read_pairwise_train  # noqa: E402
-from core.errors import DataError  # noqa: E402
-from core.evaluation import auc_evaluator  # noqa: E402
-from core.ranker import run_cli  # noqa: E402
-from core.trainer import init_device, set_seed, train  # noqa: E402
-from ernie_matching.common import build  # noqa: E402
+from core.args import training_parser
+from core.data import EncodedDataset, PairEncoder, collate_pairs, read_labeled_pairs, read_pairwise_train
+from core.errors import DataError
+from core.evaluation import auc_evaluator
+from core.ranker import run_cli
+from core.trainer import init_device, set_seed, train
+from ernie_matching.common import build
 
 
 def parse_args(argv=None):
     p = training_parser(__doc__)
-    p.add_argument("--train_file", required=True,
-                   help="query\\ttitle\\tneg_title[\\tlabel\\tneg_label] (header optional; graded labels optional)")
+    p.add_argument(
+        "--train_file",
+        required=True,
+        help="query\\ttitle\\tneg_title[\\tlabel\\tneg_label] (header optional; graded labels optional)",
+    )
     p.add_argument("--test_file", required=True, help="query\\ttitle\\tlabel dev file for AUC")
     p.add_argument("--margin", type=float, default=0.2, help="margin between pos_score and neg_score")
     p.add_argument("--save_step", type=int, default=10000, help="save a checkpoint every N steps")
-    p.add_argument("--in_batch_pairs", default="auto", choices=["auto", "on", "off"],
-                   help="also rank rows of different queries by their graded labels (needs the label columns; "
-                        "auto: on when the train file has them)")
+    p.add_argument(
+        "--in_batch_pairs",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="also rank rows of different queries by their graded labels (needs the label columns; "
+        "auto: on when the train file has them)",
+    )
     return p.parse_args(argv)
 
 
@@ -43,15 +46,19 @@ def main(argv=None):
     if args.in_batch_pairs == "on" and not graded:
         raise DataError(f"{args.train_file}: --in_batch_pairs on needs the label and neg_label columns")
     in_batch = graded and args.in_batch_pairs != "off"
-    model, tokenizer, config, meta = build(args.model_name_or_path, margin=args.margin, dropout=args.dropout,
-                                           pooling=args.pooling)
+    model, tokenizer, config, meta = build(
+        args.model_name_or_path, margin=args.margin, dropout=args.dropout, pooling=args.pooling
+    )
     if args.init_from_ckpt is None and rank == 0:
-        print(f"{len(train_rows)} training triples, {len(dev_rows)} dev pairs, backbone {args.model_name_or_path}"
-              + (", in-batch graded pairs" if in_batch else ""))
+        print(
+            f"{len(train_rows)} training triples, {len(dev_rows)} dev pairs, backbone {args.model_name_or_path}"
+            + (", in-batch graded pairs" if in_batch else "")
+        )
     enc = PairEncoder(tokenizer, args.max_seq_length)
     labels = (lambda r: (r["label"], r["neg_label"])) if in_batch else (lambda r: ())
-    dataset = EncodedDataset(train_rows, lambda r: (*enc(r["query"], r["title"]), *enc(r["query"], r["neg_title"]),
-                                                    *labels(r)))
+    dataset = EncodedDataset(
+        train_rows, lambda r: (*enc(r["query"], r["title"]), *enc(r["query"], r["neg_title"]), *labels(r))
+    )
     pad_id, pad_type = tokenizer.pad_token_id or 0, getattr(tokenizer, "pad_token_type_id", 0) or 0
 
     def collate(items):
@@ -67,8 +74,20 @@ def main(argv=None):
     evaluate = auc_evaluator(tokenizer, dev_rows, args.max_seq_length, args.batch_size)
 
     meta["max_seq_length"] = args.max_seq_length
-    result = train(model, dataset, collate, loss_fn, args, tokenizer=tokenizer, backbone_config=config, meta=meta,
-                   evaluate=evaluate, metric_name="auc", rank=rank, world_size=world)
+    result = train(
+        model,
+        dataset,
+        collate,
+        loss_fn,
+        args,
+        tokenizer=tokenizer,
+        backbone_config=config,
+        meta=meta,
+        evaluate=evaluate,
+        metric_name="auc",
+        rank=rank,
+        world_size=world,
+    )
     return dict(result, in_batch_pairs=in_batch)
 
 

@@ -1,0 +1,3 @@
+"""recall module of the search pipeline."""
+
+import core  # noqa: F401  (sets MKL_DEBUG_CPU_TYPE before anything loads Paddle)

@@ -7,14 +7,14 @@ the code is the same. A rebuild writes a new collection and switches the name to
 is complete: searches keep using the old one meanwhile, and a failed rebuild leaves it as it was.
 --output_emb_file also saves the corpus embeddings as .npy (PaddleNLP's feature_extract.py).
 """
+
 import argparse
 import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from core.ranker import run_cli  # noqa: E402
+from core.inference import BACKENDS, default_threads
+from core.ranker import run_cli
 
 DEFAULT_URI = "work_dirs/milvus.db"
 DEFAULT_COLLECTION = "kuake_titles"
@@ -27,7 +27,7 @@ def add_index_args(p):
 
 
 def add_engine_args(p):
-    p.add_argument("--backend", default="paddle", choices=["paddle", "onnxruntime", "onnxruntime-int8"])
+    p.add_argument("--backend", default="paddle", choices=BACKENDS)
     p.add_argument("--max_seq_length", type=int, default=64)
     p.add_argument("--batch_size", type=int, default=64, help="texts per inference batch")
     p.add_argument("--cpu_threads", type=int, default=None, help="default: $OMP_NUM_THREADS or 2")
@@ -36,13 +36,27 @@ def add_engine_args(p):
 def encoder_engine(args):
     from core.engine import EncoderEngine
 
-    threads = args.cpu_threads or int(os.environ.get("OMP_NUM_THREADS", "2"))
-    return EncoderEngine(args.model_dir, backend=args.backend, max_seq_length=args.max_seq_length,
-                         cpu_threads=threads, batch_size=args.batch_size)
+    threads = default_threads(args.cpu_threads)
+    return EncoderEngine(
+        args.model_dir,
+        backend=args.backend,
+        max_seq_length=args.max_seq_length,
+        cpu_threads=threads,
+        batch_size=args.batch_size,
+    )
 
 
-def build(engine, texts, index, insert_batch=1024, index_type="HNSW", hnsw_m=16, hnsw_ef=200, embeddings_out=None,
-          desc="embedding"):
+def build(
+    engine,
+    texts,
+    index,
+    insert_batch=1024,
+    index_type="HNSW",
+    hnsw_m=16,
+    hnsw_ef=200,
+    embeddings_out=None,
+    desc="embedding",
+):
     """Embed and index texts with a progress bar (docs/s). Returns (info, stats)."""
     import numpy as np
     from tqdm import tqdm
@@ -61,15 +75,28 @@ def build(engine, texts, index, insert_batch=1024, index_type="HNSW", hnsw_m=16,
         return out
 
     t0 = time.perf_counter()
-    info = index.build(texts, embed, dim, batch_size=insert_batch, index_type=index_type, hnsw_m=hnsw_m,
-                       ef_construction=hnsw_ef, meta={"encoder": os.path.basename(os.path.normpath(engine.model_dir))},
-                       progress=lambda done, total: bar.update(done - bar.n))
+    info = index.build(
+        texts,
+        embed,
+        dim,
+        batch_size=insert_batch,
+        index_type=index_type,
+        hnsw_m=hnsw_m,
+        ef_construction=hnsw_ef,
+        meta={"encoder": os.path.basename(os.path.normpath(engine.model_dir))},
+        progress=lambda done, total: bar.update(done - bar.n),
+    )
     bar.close()
     total = time.perf_counter() - t0
     if kept is not None:
         np.save(embeddings_out, np.concatenate(kept))
-    stats = {"docs": len(texts), "seconds": round(total, 2), "embed_seconds": round(t_embed[0], 2),
-             "docs_per_s": round(len(texts) / t_embed[0], 1), "index_seconds": round(total - t_embed[0], 2)}
+    stats = {
+        "docs": len(texts),
+        "seconds": round(total, 2),
+        "embed_seconds": round(t_embed[0], 2),
+        "docs_per_s": round(len(texts) / t_embed[0], 1),
+        "index_seconds": round(total - t_embed[0], 2),
+    }
     return info, stats
 
 
@@ -94,12 +121,25 @@ def main(argv=None):
     dropped = index.drop_stale()
     if dropped:
         print(f"dropped {len(dropped)} collection(s) left by earlier interrupted builds: {', '.join(dropped)}")
-    print(f"indexing {len(texts)} texts from {args.corpus_file} into '{args.collection}' at {args.milvus_uri}"
-          + (f" (replacing {before} when complete)" if before else ""), flush=True)
-    info, stats = build(engine, texts, index, index_type=args.index_type, hnsw_m=args.hnsw_m, hnsw_ef=args.hnsw_ef,
-                        embeddings_out=args.output_emb_file)
-    print(f"index '{args.collection}' -> {info['collection']}: {info['rows']} rows, dim {info['dim']}; "
-          f"{stats['seconds']}s ({stats['docs_per_s']} docs/s embedding, {stats['index_seconds']}s inserting)", flush=True)
+    print(
+        f"indexing {len(texts)} texts from {args.corpus_file} into '{args.collection}' at {args.milvus_uri}"
+        + (f" (replacing {before} when complete)" if before else ""),
+        flush=True,
+    )
+    info, stats = build(
+        engine,
+        texts,
+        index,
+        index_type=args.index_type,
+        hnsw_m=args.hnsw_m,
+        hnsw_ef=args.hnsw_ef,
+        embeddings_out=args.output_emb_file,
+    )
+    print(
+        f"index '{args.collection}' -> {info['collection']}: {info['rows']} rows, dim {info['dim']}; "
+        f"{stats['seconds']}s ({stats['docs_per_s']} docs/s embedding, {stats['index_seconds']}s inserting)",
+        flush=True,
+    )
     index.close()
     return info, stats
 

@@ -5,14 +5,11 @@
 Every query of the pair file counts (one without results scores 0); a query may have several
 relevant titles, and recall@K is the share of them found in its top K.
 """
+
 import argparse
 import json
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from core.ranker import run_cli  # noqa: E402
+from core.ranker import run_cli
 
 
 def read_recall_results(path):
@@ -30,7 +27,7 @@ def main(argv=None):
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--similar_text_pair_file", required=True, help="query\\ttitle relevant pairs")
-    p.add_argument("--recall_result_file", required=True, help="recall/recall.py output")
+    p.add_argument("--recall_result_file", required=True, help="recall/run_recall.py output")
     p.add_argument("--recall_num", type=int, default=50, help="cut each result list at this length")
     p.add_argument("--output", default=None, help="also write the metrics as JSON here")
     args = p.parse_args(argv)

@@ -4,14 +4,11 @@
     python recall/export_model.py --params_path checkpoints/recall/model_best --output_path ...
 Feeds input_ids, token_type_ids; output: the L2-normalised embedding ("output_embedding").
 """
+
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from core.ranker import run_cli  # noqa: E402
-from recall.model import build, export  # noqa: E402
+from core.ranker import run_cli
+from recall.model import build, export
 
 
 def main(argv=None):
@@ -23,8 +20,9 @@ def main(argv=None):
     p.add_argument("--onnx", action="store_true", help="also write inference.onnx")
     p.add_argument("--int8", action="store_true", help="also write inference.int8.onnx (dynamic int8, implies --onnx)")
     args = p.parse_args(argv)
-    model, tokenizer, _, meta = build(args.model_name_or_path, params_path=args.params_path,
-                                      output_emb_size=args.output_emb_size)
+    model, tokenizer, _, meta = build(
+        args.model_name_or_path, params_path=args.params_path, output_emb_size=args.output_emb_size
+    )
     out = export(model, tokenizer, meta, args.output_path)
     if args.onnx or args.int8:
         from core.inference import to_onnx

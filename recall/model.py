@@ -1,9 +1,11 @@
 """Dual-encoder side of the search system: one text -> one L2-normalised embedding."""
+
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
 from core.backbone import hidden_size
+from core.checkpoint import RANKER
 from core.pooling import encode
 
 
@@ -54,8 +56,10 @@ class InBatchNegativeLoss(nn.Layer):
             return x if extra == 0 else paddle.concat([x, paddle.full([x.shape[0], extra], value, x.dtype)], axis=1)
 
         n = query_input_ids.shape[0]
-        emb = self.encoder(paddle.concat([widen(query_input_ids, pad), widen(title_input_ids, pad)]),
-                           paddle.concat([widen(query_token_type_ids, 0), widen(title_token_type_ids, 0)]))
+        emb = self.encoder(
+            paddle.concat([widen(query_input_ids, pad), widen(title_input_ids, pad)]),
+            paddle.concat([widen(query_token_type_ids, 0), widen(title_token_type_ids, 0)]),
+        )
         q, t = emb[:n], emb[n:]
         sim = paddle.matmul(q, t, transpose_y=True)
         sim = sim - self.margin * paddle.eye(n, dtype=sim.dtype)
@@ -77,13 +81,19 @@ def build(model_name_or_path, params_path=None, pooling="auto", output_emb_size=
     ptm = backbone.init_backbone(src, **drop) if params_path else backbone.load_backbone(src, **drop)
     pooling = meta.get("pooling") or backbone.pooling_mode(ptm, pooling)
     output_emb_size = meta.get("output_emb_size", output_emb_size)
-    model = SemanticIndexEncoder(ptm, pooling=pooling, output_emb_size=output_emb_size,
-                                 pad_token_id=tokenizer.pad_token_id or 0)
+    model = SemanticIndexEncoder(
+        ptm, pooling=pooling, output_emb_size=output_emb_size, pad_token_id=tokenizer.pad_token_id or 0
+    )
     if params_path:
         checkpoint.load_params(model, params_path)
     prefixes = ("query: ", "passage: ") if getattr(ptm.config, "pooling_mode", None) == "mean" else ("", "")
-    meta = {"kind": "encoder", "pooling": pooling, "output_emb_size": output_emb_size,
-            "query_prefix": meta.get("query_prefix", prefixes[0]), "passage_prefix": meta.get("passage_prefix", prefixes[1])}
+    meta = {
+        "kind": "encoder",
+        "pooling": pooling,
+        "output_emb_size": output_emb_size,
+        "query_prefix": meta.get("query_prefix", prefixes[0]),
+        "passage_prefix": meta.get("passage_prefix", prefixes[1]),
+    }
     return model, tokenizer, ptm.config, meta
 
 
@@ -92,18 +102,12 @@ def export(model, tokenizer, meta, output_path):
     import json
     import os
 
-    spec = [paddle.static.InputSpec(shape=[None, None], dtype="int64", name=n) for n in ("input_ids", "token_type_ids")]
-    model.eval()
-    static = paddle.jit.to_static(model, input_spec=spec, full_graph=True)
-    os.makedirs(output_path, exist_ok=True)
-    paddle.jit.save(static, os.path.join(output_path, "inference"))
-    from core.inference import name_output
+    from core.ranker import export_static
 
-    name_output(output_path, "output_embedding")
-    from core.inference import write_limits
-
-    write_limits(model, output_path)
+    export_static(model, output_path, output_name="output_embedding")
     tokenizer.save_pretrained(output_path)
-    with open(os.path.join(output_path, "ranker.json"), "w") as f:
-        json.dump(dict(meta, inputs=["input_ids", "token_type_ids"], output="output_embedding [batch, dim]"), f, indent=1)
+    with open(os.path.join(output_path, RANKER), "w") as f:
+        json.dump(
+            dict(meta, inputs=["input_ids", "token_type_ids"], output="output_embedding [batch, dim]"), f, indent=1
+        )
     return output_path

@@ -7,15 +7,13 @@ Without --ranker_dir the recall order is returned; --rerank picks how the ranker
 titles (fused: reciprocal-rank fusion with the recall order; ranker: ranker score only).
 A running server does the same at POST /search.
 """
+
 import argparse
 import json
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from core.ranker import run_cli  # noqa: E402
-from recall.build_index import add_engine_args, add_index_args  # noqa: E402
+from core.inference import default_threads
+from core.ranker import run_cli
+from recall.build_index import add_engine_args, add_index_args
 
 
 def format_results(query, results):
@@ -39,8 +37,12 @@ def main(argv=None):
     p.add_argument("--query_file", default=None)
     p.add_argument("--top_k", type=int, default=10)
     p.add_argument("--recall_num", type=int, default=50, help="titles recalled before re-ranking")
-    p.add_argument("--rerank", default="fused", choices=["fused", "ranker"],
-                   help="fused: reciprocal-rank fusion of the recall and ranker orders; ranker: ranker score only")
+    p.add_argument(
+        "--rerank",
+        default="fused",
+        choices=["fused", "ranker"],
+        help="fused: reciprocal-rank fusion of the recall and ranker orders; ranker: ranker score only",
+    )
     p.add_argument("--rrf_k", type=int, default=10, help="the k of the fusion, 1/(k + rank)")
     p.add_argument("--json", action="store_true")
     add_index_args(p)
@@ -55,7 +57,7 @@ def main(argv=None):
         p.error("give --query (repeatable) or --query_file")
     index = MilvusIndex(args.milvus_uri, args.collection, token=args.milvus_token)
     index.info()  # a missing index fails here, with how to build it
-    threads = args.cpu_threads or int(os.environ.get("OMP_NUM_THREADS", "2"))
+    threads = default_threads(args.cpu_threads)
     kw = dict(backend=args.backend, max_seq_length=args.max_seq_length, cpu_threads=threads, batch_size=args.batch_size)
     encoder = EncoderEngine(args.encoder_dir, **kw)
     ranker = RankerEngine(args.ranker_dir, **kw) if args.ranker_dir else None

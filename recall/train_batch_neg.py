@@ -6,13 +6,9 @@ Multi-GPU: python -u -m paddle.distributed.launch --gpus "0,1,2,3" recall/train_
 --evaluate --similar_text_pair_file data/recall/dev.csv --corpus_file data/recall/corpus.csv reports
 recall@K every --eval_step steps and keeps the best checkpoint as model_best.
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from core.ranker import run_cli  # noqa: E402
-from recall.training import parser, run  # noqa: E402
+from core.ranker import run_cli
+from recall.training import parser, run
 
 
 def main(argv=None):

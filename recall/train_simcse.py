@@ -5,20 +5,17 @@
 The train file holds one text per line (unsupervised; both views get the passage prefix) or
 query\\ttitle pairs (supervised). Multi-GPU: python -u -m paddle.distributed.launch --gpus "0,1" ...
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from core.ranker import run_cli  # noqa: E402
-from recall.training import parser, run  # noqa: E402
+from core.ranker import run_cli
+from recall.training import parser, run
 
 
 def main(argv=None):
     p = parser(__doc__, margin=0.0, scale=20.0)
     p.set_defaults(dropout=0.1)
-    p.add_argument("--dup_rate", type=float, default=0.0,
-                   help="word repetition rate of the second view (ESimCSE; 0: plain SimCSE)")
+    p.add_argument(
+        "--dup_rate", type=float, default=0.0, help="word repetition rate of the second view (ESimCSE; 0: plain SimCSE)"
+    )
     args = p.parse_args(argv)
     if not 0.0 <= args.dup_rate < 1.0:
         p.error("--dup_rate must be in [0, 1)")

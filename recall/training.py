@@ -1,4 +1,5 @@
 """What train_batch_neg.py and train_simcse.py share: flags, data, the in-batch loss, recall@K eval."""
+
 import argparse
 
 import numpy as np
@@ -19,12 +20,18 @@ def parser(doc, margin, scale):
     p.add_argument("--output_emb_size", type=int, default=0, help="project embeddings to this size (0: none)")
     p.add_argument("--margin", type=float, default=margin, help="subtracted from the positive's cosine")
     p.add_argument("--scale", type=float, default=scale, help="cosine -> logit scale (temperature 1/scale)")
-    p.add_argument("--save_steps", "--save_step", dest="save_step", type=int, default=10000,
-                   help="save a checkpoint every N steps")
-    p.add_argument("--log_steps", dest="logging_steps", type=int, default=argparse.SUPPRESS, help="alias of --logging_steps")
+    p.add_argument(
+        "--save_steps", "--save_step", dest="save_step", type=int, default=10000, help="save a checkpoint every N steps"
+    )
+    p.add_argument(
+        "--log_steps", dest="logging_steps", type=int, default=argparse.SUPPRESS, help="alias of --logging_steps"
+    )
     p.add_argument("--eval_steps", dest="eval_step", type=int, default=argparse.SUPPRESS, help="alias of --eval_step")
-    p.add_argument("--evaluate", action="store_true",
-                   help="evaluate recall@K on --similar_text_pair_file against --corpus_file every --eval_step")
+    p.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="evaluate recall@K on --similar_text_pair_file against --corpus_file every --eval_step",
+    )
     p.add_argument("--similar_text_pair_file", default=None, help="query\\ttitle dev pairs for --evaluate")
     p.add_argument("--corpus_file", default=None, help="one title per line: the search space of --evaluate")
     p.add_argument("--recall_num", type=int, default=50, help="recall this many titles per query in --evaluate")
@@ -112,12 +119,15 @@ def run(args, simcse=False):
     if args.evaluate and not (args.similar_text_pair_file and args.corpus_file):
         raise DataError("--evaluate needs --similar_text_pair_file and --corpus_file")
     dropout = getattr(args, "dropout", None)
-    encoder, tokenizer, config, meta = build(args.model_name_or_path, pooling=args.pooling,
-                                             output_emb_size=args.output_emb_size, dropout=dropout)
+    encoder, tokenizer, config, meta = build(
+        args.model_name_or_path, pooling=args.pooling, output_emb_size=args.output_emb_size, dropout=dropout
+    )
     model = InBatchNegativeLoss(encoder, margin=args.margin, scale=args.scale)
     if rank == 0 and args.init_from_ckpt is None:
-        print(f"{len(rows)} training rows, backbone {args.model_name_or_path}, "
-              f"{'SimCSE' if simcse else 'in-batch negatives'}: margin {args.margin}, scale {args.scale}")
+        print(
+            f"{len(rows)} training rows, backbone {args.model_name_or_path}, "
+            f"{'SimCSE' if simcse else 'in-batch negatives'}: margin {args.margin}, scale {args.scale}"
+        )
     q_enc = TextEncoder(tokenizer, args.max_seq_length, meta["query_prefix"])
     p_enc = TextEncoder(tokenizer, args.max_seq_length, meta["passage_prefix"])
 
@@ -143,8 +153,25 @@ def run(args, simcse=False):
         return net(t[0], t[1], t[2], t[3])
 
     evaluate = recall_evaluator(tokenizer, meta, args) if args.evaluate else None
-    meta = dict(meta, max_seq_length=args.max_seq_length, margin=args.margin, scale=args.scale,
-                objective="simcse" if simcse else "in_batch_negatives")
-    return train(model, dataset, collate, loss_fn, args, tokenizer=tokenizer, backbone_config=config, meta=meta,
-                 evaluate=evaluate, metric_name=f"recall@{args.recall_num}", rank=rank, world_size=world,
-                 save_model=encoder)
+    meta = dict(
+        meta,
+        max_seq_length=args.max_seq_length,
+        margin=args.margin,
+        scale=args.scale,
+        objective="simcse" if simcse else "in_batch_negatives",
+    )
+    return train(
+        model,
+        dataset,
+        collate,
+        loss_fn,
+        args,
+        tokenizer=tokenizer,
+        backbone_config=config,
+        meta=meta,
+        evaluate=evaluate,
+        metric_name=f"recall@{args.recall_num}",
+        rank=rank,
+        world_size=world,
+        save_model=encoder,
+    )

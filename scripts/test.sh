@@ -15,4 +15,7 @@ if [ -f "$PY39_TOOL" ]; then
   fi
 fi
 source scripts/env.sh
+echo "[test] lint: ruff check + ruff format --check"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 "$PYTHON" -m pytest -q "$@"

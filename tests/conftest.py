@@ -8,7 +8,6 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KUAKE = os.environ.get("KUAKE_DIR", os.path.join(ROOT, "..", "shared", "datasets", "kuake_qtr"))
-sys.path.insert(0, ROOT)
 
 
 def run(args, env=None, timeout=600, check=True):
@@ -57,15 +56,29 @@ def tiny_model(data_dir, tmp_path_factory):
     from core.data import read_labeled_pairs
     from core.tiny import make_tiny_ernie
 
-    rows = read_labeled_pairs(str(data_dir / "rank/train.csv")) + read_labeled_pairs(str(data_dir / "sort/dev_pairwise.csv"))
+    rows = read_labeled_pairs(str(data_dir / "rank/train.csv")) + read_labeled_pairs(
+        str(data_dir / "sort/dev_pairwise.csv")
+    )
     d = tmp_path_factory.mktemp("tiny_ernie")
     return make_tiny_ernie(str(d), [r["query"] + r["title"] for r in rows], dropout=0.0)
 
 
-CORPUS = ["感冒了吃什么药好得快", "头疼怎么办？", "How to bake bread", "宝宝发烧怎么办", "感冒药有哪些",
-          "高血压不能吃什么", "糖尿病的早期症状", "咳嗽老不好怎么办"]
-PAIRS = [("感冒吃什么药", "感冒了吃什么药好得快"), ("头疼怎么办", "头疼怎么办？"), ("宝宝发烧", "How to bake bread"),
-         ("it's a query", "a title with 'quotes' and \"double\" ones")]
+CORPUS = [
+    "感冒了吃什么药好得快",
+    "头疼怎么办？",
+    "How to bake bread",
+    "宝宝发烧怎么办",
+    "感冒药有哪些",
+    "高血压不能吃什么",
+    "糖尿病的早期症状",
+    "咳嗽老不好怎么办",
+]
+PAIRS = [
+    ("感冒吃什么药", "感冒了吃什么药好得快"),
+    ("头疼怎么办", "头疼怎么办？"),
+    ("宝宝发烧", "How to bake bread"),
+    ("it's a query", "a title with 'quotes' and \"double\" ones"),
+]
 
 
 def start_server(config, log_path, env=None):
@@ -77,8 +90,13 @@ def start_server(config, log_path, env=None):
     e = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
     e.update(env or {})
     log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "deploy.server", "--config", str(config)], cwd=ROOT, env=e,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deploy.server", "--config", str(config)],
+        cwd=ROOT,
+        env=e,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{cfg['http_port']}"
     for _ in range(240):
         try:
@@ -104,8 +122,8 @@ def served(tmp_path_factory, tiny_model):
     """A random tiny pairwise ranker, exported (Paddle + ONNX) and packaged for serving, behind a server."""
     import paddle
 
-    from core.ranker import export_static
     from core.engine import to_onnx
+    from core.ranker import export_static
     from ernie_matching.common import build
 
     d = tmp_path_factory.mktemp("served")
@@ -123,10 +141,36 @@ def served(tmp_path_factory, tiny_model):
     corpus = d / "corpus.csv"
     corpus.write_text("".join(t + "\n" for t in CORPUS), encoding="utf-8")
     milvus_uri = str(d / "milvus.db")
-    run(["recall/build_index.py", "--model_dir", str(d / "encoder"), "--corpus_file", str(corpus), "--milvus_uri",
-         milvus_uri, "--collection", "titles", "--max_seq_length", "32", "--index_type", "FLAT"])
-    run(["deploy/export_to_serving.py", "--dirname", exported, "--server_path", str(d / "serving_server"),
-         "--client_path", str(d / "serving_client"), "--fetch_alias_names", "predict"])
+    run(
+        [
+            "recall/build_index.py",
+            "--model_dir",
+            str(d / "encoder"),
+            "--corpus_file",
+            str(corpus),
+            "--milvus_uri",
+            milvus_uri,
+            "--collection",
+            "titles",
+            "--max_seq_length",
+            "32",
+            "--index_type",
+            "FLAT",
+        ]
+    )
+    run(
+        [
+            "deploy/export_to_serving.py",
+            "--dirname",
+            exported,
+            "--server_path",
+            str(d / "serving_server"),
+            "--client_path",
+            str(d / "serving_client"),
+            "--fetch_alias_names",
+            "predict",
+        ]
+    )
     http, rpc, milvus_port = free_port(), free_port(), free_port()
     cfg = d / "config.yml"
     cfg.write_text(f"""
@@ -169,9 +213,17 @@ search:
     from core.engine import EncoderEngine
 
     encoder = EncoderEngine(str(d / "encoder"), max_seq_length=32, cpu_threads=1)
-    yield {"encoder": encoder, "base": base, "rpc": f"127.0.0.1:{rpc}", "http_port": http, "engine": engine, "dir": d,
-           "proc": proc, "exported": exported, "milvus": f"http://127.0.0.1:{milvus_port}", "config": cfg}
+    yield {
+        "encoder": encoder,
+        "base": base,
+        "rpc": f"127.0.0.1:{rpc}",
+        "http_port": http,
+        "engine": engine,
+        "dir": d,
+        "proc": proc,
+        "exported": exported,
+        "milvus": f"http://127.0.0.1:{milvus_port}",
+        "config": cfg,
+    }
     proc.terminate()
     proc.wait(timeout=30)
-
-

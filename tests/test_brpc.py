@@ -1,5 +1,6 @@
 """The C++ Serving RPC door (brpc baidu_std) on the HTTP port: frames built from brpc's RpcMeta, and
 Paddle Serving's own brpc Client (Python 3.9, ../shared/tools/paddle-serving-py39)."""
+
 import gzip
 import json
 import os
@@ -12,7 +13,6 @@ import zlib
 import numpy as np
 import pytest
 import requests
-
 from conftest import PAIRS, ROOT
 
 SERVICE = "baidu.paddle_serving.predictor.general_model.GeneralModelService"
@@ -31,8 +31,9 @@ def request_bytes(ids, types, fetch=("predict",)):
 
     req = pb.Request(log_id=0, fetch_var_names=list(fetch))
     for name, arr in (("input_ids", ids), ("token_type_ids", types)):
-        req.tensor.add(name=name, alias_name=name, elem_type=0, shape=list(arr.shape),
-                       int64_data=arr.reshape(-1).tolist())
+        req.tensor.add(
+            name=name, alias_name=name, elem_type=0, shape=list(arr.shape), int64_data=arr.reshape(-1).tolist()
+        )
     return req.SerializeToString()
 
 
@@ -87,14 +88,19 @@ def test_brpc_round_trip_on_the_http_port(served, compress):
 
     ids, types = encoded(served, PAIRS)
     payload = request_bytes(ids, types)
-    payload = {0: payload, 1: bytes(cramjam.snappy.compress_raw(payload)), 2: gzip.compress(payload),
-               3: zlib.compress(payload)}[compress]
+    payload = {
+        0: payload,
+        1: bytes(cramjam.snappy.compress_raw(payload)),
+        2: gzip.compress(payload),
+        3: zlib.compress(payload),
+    }[compress]
     with connect(served) as s:
-        s.sendall(frame(payload, correlation_id=2 ** 34 + 5, compress=compress))
+        s.sendall(frame(payload, correlation_id=2**34 + 5, compress=compress))
         meta, resp = read_frame(s)
-    assert meta.correlation_id == 2 ** 34 + 5 and meta.response.error_code == 0
-    np.testing.assert_allclose(scores(resp), served["engine"].run_feeds({"input_ids": ids, "token_type_ids": types}),
-                               atol=1e-5)
+    assert meta.correlation_id == 2**34 + 5 and meta.response.error_code == 0
+    np.testing.assert_allclose(
+        scores(resp), served["engine"].run_feeds({"input_ids": ids, "token_type_ids": types}), atol=1e-5
+    )
 
 
 def test_many_frames_per_connection_and_concurrent_connections(served):
@@ -105,8 +111,12 @@ def test_many_frames_per_connection_and_concurrent_connections(served):
     def client(k):
         try:
             with connect(served) as s:
-                s.sendall(b"".join(frame(request_bytes(ids[i : i + 1], types[i : i + 1]), correlation_id=100 * k + i)
-                                   for i in range(len(PAIRS))))  # pipelined: all frames before any reply
+                s.sendall(
+                    b"".join(
+                        frame(request_bytes(ids[i : i + 1], types[i : i + 1]), correlation_id=100 * k + i)
+                        for i in range(len(PAIRS))
+                    )
+                )  # pipelined: all frames before any reply
                 got = {}
                 for _ in range(len(PAIRS)):
                     meta, resp = read_frame(s)
@@ -148,7 +158,7 @@ def test_brpc_errors_are_replies_and_bad_frames_close_only_their_connection(serv
         s.sendall(frame(good, correlation_id=11))  # the connection still serves
         meta, resp = read_frame(s)
         assert meta.correlation_id == 11 and meta.response.error_code == 0
-    for junk in (b"PRPC" + struct.pack(">II", 2 ** 31, 10), b"PRPC" + struct.pack(">II", 10, 20) + b"x" * 10):
+    for junk in (b"PRPC" + struct.pack(">II", 2**31, 10), b"PRPC" + struct.pack(">II", 10, 20) + b"x" * 10):
         with connect(served) as s:  # oversized or inconsistent frame: that connection is closed
             s.sendall(junk)
             assert s.recv(100) == b""
@@ -165,10 +175,17 @@ def test_brpc_errors_are_replies_and_bad_frames_close_only_their_connection(serv
 
 def py39_client(*args):
     if not os.path.exists(PY39):
-        pytest.skip("Paddle Serving's official brpc client needs Python 3.9: bash ../shared/tools/paddle-serving-py39/setup.sh")
+        pytest.skip(
+            "Paddle Serving's official brpc client needs Python 3.9: bash ../shared/tools/paddle-serving-py39/setup.sh"
+        )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    p = subprocess.run([PY39, "-W", "ignore", os.path.join(ROOT, "tests", "clients", "brpc_official.py"), *args],
-                       capture_output=True, text=True, timeout=300, env=env)
+    p = subprocess.run(
+        [PY39, "-W", "ignore", os.path.join(ROOT, "tests", "clients", "brpc_official.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
 
@@ -190,16 +207,15 @@ def test_official_brpc_client_single_batch_and_concurrent(served, tmp_path):
     assert bad["result"] is None  # a feed the model refuses: predict() returns None, as against C++ Serving
 
 
-def test_paddle_serving_style_start_answers_brpc_and_http_for_both_rankers_and_an_encoder(served, tiny_model,
-                                                                                         tmp_path):
+def test_paddle_serving_style_start_answers_brpc_and_http_for_both_rankers_and_an_encoder(served, tiny_model, tmp_path):
     """`start_server.sh --model serving_server --port P --thread 5 --ir_optim True` (C++ Serving's flags): one
     port, both doors, for the pairwise ranker, a cross-encoder and a recall encoder packaged with export_to_serving."""
     import signal
     import time
 
     import paddle
-
     from conftest import free_port, run
+
     from core.engine import RankerEngine
     from core.ranker import export_static
     from cross_encoder.common import build as build_cross_encoder
@@ -208,33 +224,93 @@ def test_paddle_serving_style_start_answers_brpc_and_http_for_both_rankers_and_a
     ce_model, ce_tok, _, _ = build_cross_encoder(tiny_model)
     export_static(ce_model, str(tmp_path / "ce_export"))
     ce_tok.save_pretrained(str(tmp_path / "ce_export"))
-    run(["deploy/export_to_serving.py", "--dirname", str(tmp_path / "ce_export"), "--server_path",
-         str(tmp_path / "ce_server"), "--client_path", str(tmp_path / "ce_client"), "--fetch_alias_names", "predict"])
+    run(
+        [
+            "deploy/export_to_serving.py",
+            "--dirname",
+            str(tmp_path / "ce_export"),
+            "--server_path",
+            str(tmp_path / "ce_server"),
+            "--client_path",
+            str(tmp_path / "ce_client"),
+            "--fetch_alias_names",
+            "predict",
+        ]
+    )
     ce_engine = RankerEngine(str(tmp_path / "ce_server"), max_seq_length=32, cpu_threads=1)
 
     enc_server = tmp_path / "encoder_server"
-    run(["deploy/export_to_serving.py", "--dirname", str(served["dir"] / "encoder"), "--server_path", str(enc_server),
-         "--client_path", str(tmp_path / "encoder_client"), "--fetch_alias_names", "output_embedding"])
+    run(
+        [
+            "deploy/export_to_serving.py",
+            "--dirname",
+            str(served["dir"] / "encoder"),
+            "--server_path",
+            str(enc_server),
+            "--client_path",
+            str(tmp_path / "encoder_client"),
+            "--fetch_alias_names",
+            "output_embedding",
+        ]
+    )
     texts = ["感冒吃什么药", "头疼怎么办"]
     enc = served["encoder"].encode(texts, "query")
     from core.data import pad
 
     enc_ids, enc_types = pad([e[0] for e in enc]), pad([e[1] for e in enc])
     ids, types = encoded(served, PAIRS)
-    cases = [(served["dir"] / "serving_server", served["dir"] / "serving_client", "predict", ids, types,
-              served["engine"].run_feeds({"input_ids": ids, "token_type_ids": types})),
-             (tmp_path / "ce_server", tmp_path / "ce_client", "predict", ids, types,
-              ce_engine.run_feeds({"input_ids": ids, "token_type_ids": types})),
-             (enc_server, tmp_path / "encoder_client", "output_embedding", enc_ids, enc_types,
-              served["encoder"].embed(texts, "query"))]
+    cases = [
+        (
+            served["dir"] / "serving_server",
+            served["dir"] / "serving_client",
+            "predict",
+            ids,
+            types,
+            served["engine"].run_feeds({"input_ids": ids, "token_type_ids": types}),
+        ),
+        (
+            tmp_path / "ce_server",
+            tmp_path / "ce_client",
+            "predict",
+            ids,
+            types,
+            ce_engine.run_feeds({"input_ids": ids, "token_type_ids": types}),
+        ),
+        (
+            enc_server,
+            tmp_path / "encoder_client",
+            "output_embedding",
+            enc_ids,
+            enc_types,
+            served["encoder"].embed(texts, "query"),
+        ),
+    ]
     for model, client, fetch, ids_, types_, want in cases:
         port = free_port()
         log_path = tmp_path / f"{model.name}.log"
         log = open(log_path, "w")
         env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-        proc = subprocess.Popen(["bash", "scripts/start_server.sh", "--model", str(model), "--port", str(port),
-                                 "--thread", "5", "--ir_optim", "True", "--workdir", "workdir", "--mem_optim_off"],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                "bash",
+                "scripts/start_server.sh",
+                "--model",
+                str(model),
+                "--port",
+                str(port),
+                "--thread",
+                "5",
+                "--ir_optim",
+                "True",
+                "--workdir",
+                "workdir",
+                "--mem_optim_off",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             for _ in range(200):
                 try:
@@ -246,12 +322,24 @@ def test_paddle_serving_style_start_answers_brpc_and_http_for_both_rankers_and_a
             feeds.write_text(json.dumps({"input_ids": ids_.tolist(), "token_type_ids": types_.tolist()}))
             out = py39_client(str(client / "serving_client_conf.prototxt"), f"127.0.0.1:{port}", str(feeds), fetch)
             np.testing.assert_allclose(np.asarray(out[1]["scores"]).reshape(want.shape), want, atol=1e-5)
-            body = {"tensor": [{"int64_data": a.reshape(-1).tolist(), "elem_type": 0, "name": n, "alias_name": n,
-                                "shape": list(a.shape)} for n, a in (("input_ids", ids_), ("token_type_ids", types_))],
-                    "fetch_var_names": [fetch], "log_id": 3}
+            body = {
+                "tensor": [
+                    {
+                        "int64_data": a.reshape(-1).tolist(),
+                        "elem_type": 0,
+                        "name": n,
+                        "alias_name": n,
+                        "shape": list(a.shape),
+                    }
+                    for n, a in (("input_ids", ids_), ("token_type_ids", types_))
+                ],
+                "fetch_var_names": [fetch],
+                "log_id": 3,
+            }
             r = requests.post(f"http://127.0.0.1:{port}/GeneralModelService/inference", json=body, timeout=30).json()
-            np.testing.assert_allclose(np.asarray(r["outputs"][0]["tensor"][0]["float_data"]).reshape(want.shape), want,
-                                       atol=1e-5)
+            np.testing.assert_allclose(
+                np.asarray(r["outputs"][0]["tensor"][0]["float_data"]).reshape(want.shape), want, atol=1e-5
+            )
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 0

@@ -2,13 +2,21 @@ import hashlib
 import os
 
 import pytest
-
 from conftest import KUAKE, run
+
 from core.data import read_labeled_pairs, read_pairs, read_pairwise_train
 from core.errors import DataError
 
-FILES = ["sort/train_pairwise.csv", "sort/dev_pairwise.csv", "sort/test_pairwise.csv", "rank/train.csv",
-         "rank/dev_pairwise.csv", "recall/train.csv", "recall/corpus.csv", "recall/dev.csv"]
+FILES = [
+    "sort/train_pairwise.csv",
+    "sort/dev_pairwise.csv",
+    "sort/test_pairwise.csv",
+    "rank/train.csv",
+    "rank/dev_pairwise.csv",
+    "recall/train.csv",
+    "recall/corpus.csv",
+    "recall/dev.csv",
+]
 
 
 def digest(d):
@@ -58,18 +66,25 @@ def write(path, text, mode="w"):
     return str(path)
 
 
-@pytest.mark.parametrize("content,reader,expect", [
-    ("query\ttitle\tneg_title\nq1\tt1\tn1\nq2\tt2\n", read_pairwise_train, ":3: expected 3 to 5 tab-separated columns"),
-    ("q1\tt1\tn1\t3\t1\nq2\tt2\tn2\t1\t2\n", read_pairwise_train, ":2: label 1 must be greater than neg_label 2"),
-    ("q1\tt1\tn1\t3\n", read_pairwise_train, ":1: give both label and neg_label or neither"),
-    ("q1\tt1\tn1\t3\t1\nq2\tt2\tn2\n", read_pairwise_train, "some rows have graded labels and some do not"),
-    ("q1\tt1\tn1\tx\t1\n", read_pairwise_train, ":1: column 'label' must be an integer"),
-    ("q1\tt1\tn1\nq2\t \tn2\n", read_pairwise_train, ":2: column 'title' is empty"),
-    ("query\ttitle\tlabel\nq\tt\t2\n", read_labeled_pairs, ":2: column 'label' is 2, allowed values are 0, 1"),
-    ("query\ttitle\tlabel\nq\tt\tyes\n", read_labeled_pairs, ":2: column 'label' must be an integer"),
-    ("", read_labeled_pairs, "file is empty"),
-    ("query\ttitle\tlabel\n", read_labeled_pairs, "no data rows"),
-])
+@pytest.mark.parametrize(
+    "content,reader,expect",
+    [
+        (
+            "query\ttitle\tneg_title\nq1\tt1\tn1\nq2\tt2\n",
+            read_pairwise_train,
+            ":3: expected 3 to 5 tab-separated columns",
+        ),
+        ("q1\tt1\tn1\t3\t1\nq2\tt2\tn2\t1\t2\n", read_pairwise_train, ":2: label 1 must be greater than neg_label 2"),
+        ("q1\tt1\tn1\t3\n", read_pairwise_train, ":1: give both label and neg_label or neither"),
+        ("q1\tt1\tn1\t3\t1\nq2\tt2\tn2\n", read_pairwise_train, "some rows have graded labels and some do not"),
+        ("q1\tt1\tn1\tx\t1\n", read_pairwise_train, ":1: column 'label' must be an integer"),
+        ("q1\tt1\tn1\nq2\t \tn2\n", read_pairwise_train, ":2: column 'title' is empty"),
+        ("query\ttitle\tlabel\nq\tt\t2\n", read_labeled_pairs, ":2: column 'label' is 2, allowed values are 0, 1"),
+        ("query\ttitle\tlabel\nq\tt\tyes\n", read_labeled_pairs, ":2: column 'label' must be an integer"),
+        ("", read_labeled_pairs, "file is empty"),
+        ("query\ttitle\tlabel\n", read_labeled_pairs, "no data rows"),
+    ],
+)
 def test_malformed_rows_name_file_line_and_problem(tmp_path, content, reader, expect):
     path = write(tmp_path / "f.csv", content)
     with pytest.raises(DataError) as e:
@@ -78,7 +93,7 @@ def test_malformed_rows_name_file_line_and_problem(tmp_path, content, reader, ex
 
 
 def test_non_utf8_and_missing_file(tmp_path):
-    path = write(tmp_path / "g.csv", "q\tt\t1\n".encode() + "q\tt\t0\n".encode("gbk") + b"\xff\xfe\tt\t1\n", "wb")
+    path = write(tmp_path / "g.csv", b"q\tt\t1\n" + "q\tt\t0\n".encode("gbk") + b"\xff\xfe\tt\t1\n", "wb")
     with pytest.raises(DataError, match=r"g.csv:3: not valid UTF-8"):
         read_labeled_pairs(path)
     with pytest.raises(DataError, match="file not found"):

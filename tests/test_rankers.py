@@ -1,23 +1,45 @@
 """Both rankers on real KUAKE-QTR rows with a tiny random backbone: train, evaluate, predict, export."""
+
 import json
 import os
 
 import numpy as np
 import pytest
-
 from conftest import run
+
 from core.data import PairEncoder, pad, read_labeled_pairs
 from core.inference import PaddlePredictor
 from core.metrics import auc
 
 KINDS = {
-    "pairwise": ("ernie_matching.train_pairwise", "ernie_matching.common", "ernie_matching.evaluate",
-                 "ernie_matching.predict_pairwise", "ernie_matching/export_model.py", "pair_train", "--train_file"),
-    "cross_encoder": ("cross_encoder.train_ce", "cross_encoder.common", "cross_encoder.evaluate",
-                      "cross_encoder.predict", "cross_encoder/export_model.py", "rank_train", "--train_set"),
+    "pairwise": (
+        "ernie_matching.train_pairwise",
+        "ernie_matching.common",
+        "ernie_matching.evaluate",
+        "ernie_matching.predict_pairwise",
+        "ernie_matching/export_model.py",
+        "pair_train",
+        "--train_file",
+    ),
+    "cross_encoder": (
+        "cross_encoder.train_ce",
+        "cross_encoder.common",
+        "cross_encoder.evaluate",
+        "cross_encoder.predict",
+        "cross_encoder/export_model.py",
+        "rank_train",
+        "--train_set",
+    ),
     # the same cross-encoder head fed the mean of the token states (how e5 backbones are used)
-    "cross_encoder_mean": ("cross_encoder.train_ce", "cross_encoder.common", "cross_encoder.evaluate",
-                           "cross_encoder.predict", "cross_encoder/export_model.py", "rank_train", "--train_set"),
+    "cross_encoder_mean": (
+        "cross_encoder.train_ce",
+        "cross_encoder.common",
+        "cross_encoder.evaluate",
+        "cross_encoder.predict",
+        "cross_encoder/export_model.py",
+        "rank_train",
+        "--train_set",
+    ),
 }
 
 
@@ -32,12 +54,40 @@ def trained(request, small, tiny_model, tmp_path_factory):
     kind = request.param
     train_mod, _, _, _, _, train_key, train_flag = KINDS[kind]
     save_dir = tmp_path_factory.mktemp(kind)
-    result = mod(train_mod).main([
-        train_flag, small[train_key], "--test_file", small["dev"], "--model_name_or_path", tiny_model,
-        "--save_dir", str(save_dir), "--batch_size", "16", "--epochs", "6", "--learning_rate", "2e-3",
-        "--warmup_proportion", "0.1", "--weight_decay", "0.01", "--eval_step", "16", "--save_step", "1000",
-        "--max_seq_length", "48", "--logging_steps", "8", "--dropout", "0.0",
-        "--pooling", "mean" if kind.endswith("_mean") else "auto"])
+    result = mod(train_mod).main(
+        [
+            train_flag,
+            small[train_key],
+            "--test_file",
+            small["dev"],
+            "--model_name_or_path",
+            tiny_model,
+            "--save_dir",
+            str(save_dir),
+            "--batch_size",
+            "16",
+            "--epochs",
+            "6",
+            "--learning_rate",
+            "2e-3",
+            "--warmup_proportion",
+            "0.1",
+            "--weight_decay",
+            "0.01",
+            "--eval_step",
+            "16",
+            "--save_step",
+            "1000",
+            "--max_seq_length",
+            "48",
+            "--logging_steps",
+            "8",
+            "--dropout",
+            "0.0",
+            "--pooling",
+            "mean" if kind.endswith("_mean") else "auto",
+        ]
+    )
     if kind.endswith("_mean"):
         assert json.load(open(os.path.join(result["last_checkpoint"], "ranker.json")))["pooling"] == "mean"
     return kind, save_dir, result
@@ -83,12 +133,33 @@ def test_evaluate_and_predict_agree(trained, small, tmp_path):
     kind, save_dir, result = trained
     _, _, eval_mod, pred_mod, _, _, _ = KINDS[kind]
     ckpt = result["last_checkpoint"]
-    metrics = mod(eval_mod).main(["--init_from_ckpt", ckpt, "--test_file", small["dev"], "--max_seq_length", "48",
-                                  "--output_file", str(tmp_path / "m.json")])
+    metrics = mod(eval_mod).main(
+        [
+            "--init_from_ckpt",
+            ckpt,
+            "--test_file",
+            small["dev"],
+            "--max_seq_length",
+            "48",
+            "--output_file",
+            str(tmp_path / "m.json"),
+        ]
+    )
     assert json.load(open(tmp_path / "m.json"))["auc"] == pytest.approx(metrics["auc"])
     extra = ["--topk", "1000"] if kind.startswith("cross_encoder") else []
-    preds = mod(pred_mod).main(["--params_path", os.path.join(ckpt, "model_state.pdparams"), "--input_file",
-                                small["dev"], "--max_seq_length", "48", "--output_file", str(tmp_path / "p.tsv"), *extra])
+    preds = mod(pred_mod).main(
+        [
+            "--params_path",
+            os.path.join(ckpt, "model_state.pdparams"),
+            "--input_file",
+            small["dev"],
+            "--max_seq_length",
+            "48",
+            "--output_file",
+            str(tmp_path / "p.tsv"),
+            *extra,
+        ]
+    )
     keys = ("text_a", "text_b") if kind.startswith("cross_encoder") else ("query", "title")
     rows = read_labeled_pairs(small["dev"])
     label = {(r["query"], r["title"]): r["label"] for r in rows}
@@ -144,8 +215,7 @@ def test_pairwise_loss_row_pairs_and_graded_in_batch_pairs(tiny_model):
 
     pos_labels, neg_labels = np.array([3, 2, 3, 1]), np.array([2, 0, 1, 0])
     scores, grades = np.concatenate([p, n]), np.concatenate([pos_labels, neg_labels])
-    hinges = [max(0.0, 0.1 - (scores[a] - scores[b]))
-              for a in range(8) for b in range(8) if grades[a] > grades[b]]
+    hinges = [max(0.0, 0.1 - (scores[a] - scores[b])) for a in range(8) for b in range(8) if grades[a] > grades[b]]
     got = float(model(pos, neg, pos_labels=paddle.to_tensor(pos_labels), neg_labels=paddle.to_tensor(neg_labels)))
     np.testing.assert_allclose(got, np.mean(hinges), rtol=1e-5, atol=1e-6)
     assert len(hinges) > 4  # more pairs than the rows alone give
@@ -158,8 +228,22 @@ def test_pairwise_trains_on_paddlenlp_three_column_triples(small, tiny_model, tm
     rows = open(small["pair_train"], encoding="utf-8").read().splitlines()
     three = tmp_path / "triples.csv"
     three.write_text("\n".join("\t".join(r.split("\t")[:3]) for r in rows) + "\n", encoding="utf-8")
-    common = ["--test_file", small["dev"], "--model_name_or_path", tiny_model, "--batch_size", "8",
-              "--max_steps", "3", "--eval_step", "0", "--save_step", "0", "--max_seq_length", "32"]
+    common = [
+        "--test_file",
+        small["dev"],
+        "--model_name_or_path",
+        tiny_model,
+        "--batch_size",
+        "8",
+        "--max_steps",
+        "3",
+        "--eval_step",
+        "0",
+        "--save_step",
+        "0",
+        "--max_seq_length",
+        "32",
+    ]
     result = main(["--train_file", str(three), "--save_dir", str(tmp_path / "a"), *common])
     assert result["global_step"] == 3 and all(np.isfinite(result["losses"]))
     with pytest.raises(DataError, match="needs the label and neg_label columns"):

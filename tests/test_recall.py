@@ -1,10 +1,10 @@
 """The recall module: dual-encoder training, export, Milvus index, recall@K, search, bad input."""
+
 import json
 import os
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, head, run
 
 
@@ -29,12 +29,47 @@ def losses(stdout):
 @pytest.fixture(scope="module")
 def trained(recall_data, tiny_model, tmp_path_factory):
     save = tmp_path_factory.mktemp("batch_neg")
-    p = run(["recall/train_batch_neg.py", "--train_set_file", recall_data["train"], "--save_dir", str(save),
-             "--model_name_or_path", tiny_model, "--pooling", "mean", "--batch_size", "16", "--epochs", "8",
-             "--learning_rate", "2e-3", "--max_seq_length", "32", "--margin", "0.1", "--scale", "20",
-             "--output_emb_size", "64", "--log_steps", "6", "--save_steps", "1000", "--evaluate",
-             "--similar_text_pair_file", recall_data["dev"], "--corpus_file", recall_data["corpus"],
-             "--eval_steps", "24", "--recall_num", "10"], timeout=600)
+    p = run(
+        [
+            "recall/train_batch_neg.py",
+            "--train_set_file",
+            recall_data["train"],
+            "--save_dir",
+            str(save),
+            "--model_name_or_path",
+            tiny_model,
+            "--pooling",
+            "mean",
+            "--batch_size",
+            "16",
+            "--epochs",
+            "8",
+            "--learning_rate",
+            "2e-3",
+            "--max_seq_length",
+            "32",
+            "--margin",
+            "0.1",
+            "--scale",
+            "20",
+            "--output_emb_size",
+            "64",
+            "--log_steps",
+            "6",
+            "--save_steps",
+            "1000",
+            "--evaluate",
+            "--similar_text_pair_file",
+            recall_data["dev"],
+            "--corpus_file",
+            recall_data["corpus"],
+            "--eval_steps",
+            "24",
+            "--recall_num",
+            "10",
+        ],
+        timeout=600,
+    )
     export = tmp_path_factory.mktemp("encoder") / "export"
     run(["recall/export_model.py", "--params_path", str(save / "model_48"), "--output_path", str(export), "--onnx"])
     return {"save": save, "stdout": p.stdout, "export": str(export)}
@@ -62,8 +97,10 @@ def test_exported_encoder_matches_the_dynamic_graph(trained, recall_data):
     model.eval()
     enc = TextEncoder(tokenizer, 32, meta["query_prefix"]).many(texts)
     with paddle.no_grad():
-        dyn = model(paddle.to_tensor(pad([e[0] for e in enc], tokenizer.pad_token_id)),
-                    paddle.to_tensor(pad([e[1] for e in enc]))).numpy()
+        dyn = model(
+            paddle.to_tensor(pad([e[0] for e in enc], tokenizer.pad_token_id)),
+            paddle.to_tensor(pad([e[1] for e in enc])),
+        ).numpy()
     for backend in ("paddle", "onnxruntime"):
         engine = EncoderEngine(trained["export"], backend=backend, max_seq_length=32, cpu_threads=1)
         got = engine.embed(texts, "query")
@@ -72,8 +109,9 @@ def test_exported_encoder_matches_the_dynamic_graph(trained, recall_data):
         assert engine.backend.output_names[0] == "output_embedding" if backend == "onnxruntime" else True
     from paddle import inference
 
-    cfg = inference.Config(os.path.join(trained["export"], "inference.json"),
-                           os.path.join(trained["export"], "inference.pdiparams"))
+    cfg = inference.Config(
+        os.path.join(trained["export"], "inference.json"), os.path.join(trained["export"], "inference.pdiparams")
+    )
     assert inference.create_predictor(cfg).get_output_names() == ["output_embedding"]
 
 
@@ -83,20 +121,63 @@ def test_index_recall_and_evaluate_agree_with_brute_force(trained, recall_data, 
     from recall.training import read_relevant, recall_report
 
     uri = str(tmp_path / "milvus.db")
-    p = run(["recall/build_index.py", "--model_dir", trained["export"], "--corpus_file", recall_data["corpus"],
-             "--milvus_uri", uri, "--collection", "titles", "--index_type", "FLAT", "--max_seq_length", "32",
-             "--output_emb_file", str(tmp_path / "corpus.npy")])
+    p = run(
+        [
+            "recall/build_index.py",
+            "--model_dir",
+            trained["export"],
+            "--corpus_file",
+            recall_data["corpus"],
+            "--milvus_uri",
+            uri,
+            "--collection",
+            "titles",
+            "--index_type",
+            "FLAT",
+            "--max_seq_length",
+            "32",
+            "--output_emb_file",
+            str(tmp_path / "corpus.npy"),
+        ]
+    )
     corpus = read_corpus(recall_data["corpus"])
     assert f"{len(corpus)} rows, dim 64" in p.stdout and "docs/s" in p.stdout
-    run(["recall/recall.py", "--model_dir", trained["export"], "--similar_text_pair_file", recall_data["dev"],
-         "--milvus_uri", uri, "--collection", "titles", "--recall_result_dir", str(tmp_path), "--recall_num", "20",
-         "--max_seq_length", "32"])
+    run(
+        [
+            "recall/run_recall.py",
+            "--model_dir",
+            trained["export"],
+            "--similar_text_pair_file",
+            recall_data["dev"],
+            "--milvus_uri",
+            uri,
+            "--collection",
+            "titles",
+            "--recall_result_dir",
+            str(tmp_path),
+            "--recall_num",
+            "20",
+            "--max_seq_length",
+            "32",
+        ]
+    )
     lines = open(tmp_path / "recall_result.txt", encoding="utf-8").read().splitlines()
     queries, relevant = read_relevant(recall_data["dev"])
     assert len(lines) == 20 * len(queries) and all(len(l.split("\t")) == 3 for l in lines)
     out = tmp_path / "metrics.json"
-    run(["recall/evaluate.py", "--similar_text_pair_file", recall_data["dev"], "--recall_result_file",
-         str(tmp_path / "recall_result.txt"), "--recall_num", "20", "--output", str(out)])
+    run(
+        [
+            "recall/evaluate.py",
+            "--similar_text_pair_file",
+            recall_data["dev"],
+            "--recall_result_file",
+            str(tmp_path / "recall_result.txt"),
+            "--recall_num",
+            "20",
+            "--output",
+            str(out),
+        ]
+    )
     got = json.load(open(out))
     # brute force over the saved corpus embeddings
     engine = EncoderEngine(trained["export"], max_seq_length=32, cpu_threads=1)
@@ -186,8 +267,13 @@ def test_a_killed_build_leaves_nothing_behind_after_the_next_build(milvus_uri):
     import sys
 
     def step(mode):  # each in its own process: Milvus Lite lets one process hold the file at a time
-        return subprocess.Popen([sys.executable, "-c", BUILD, milvus_uri, mode], cwd=ROOT, stdout=subprocess.PIPE,
-                                text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+        return subprocess.Popen(
+            [sys.executable, "-c", BUILD, milvus_uri, mode],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=ROOT),
+        )
 
     def inspect():
         p = step("inspect")
@@ -223,10 +309,36 @@ def test_corpus_rows_over_the_index_limit_are_named_by_file_and_line(tmp_path):
 
 
 def test_simcse_trains_on_single_texts_and_lowers_the_loss(recall_data, tiny_model, tmp_path):
-    p = run(["recall/train_simcse.py", "--train_set_file", recall_data["simcse"], "--save_dir", str(tmp_path),
-             "--model_name_or_path", tiny_model, "--pooling", "mean", "--batch_size", "16", "--epochs", "6",
-             "--learning_rate", "2e-3", "--max_seq_length", "32", "--dropout", "0.1", "--dup_rate", "0.3",
-             "--logging_steps", "4", "--eval_step", "0"], timeout=600)
+    p = run(
+        [
+            "recall/train_simcse.py",
+            "--train_set_file",
+            recall_data["simcse"],
+            "--save_dir",
+            str(tmp_path),
+            "--model_name_or_path",
+            tiny_model,
+            "--pooling",
+            "mean",
+            "--batch_size",
+            "16",
+            "--epochs",
+            "6",
+            "--learning_rate",
+            "2e-3",
+            "--max_seq_length",
+            "32",
+            "--dropout",
+            "0.1",
+            "--dup_rate",
+            "0.3",
+            "--logging_steps",
+            "4",
+            "--eval_step",
+            "0",
+        ],
+        timeout=600,
+    )
     ls = losses(p.stdout)
     assert np.mean(ls[-2:]) < np.mean(ls[:2]), ls
     meta = json.load(open(tmp_path / "model_24" / "ranker.json"))
@@ -235,12 +347,40 @@ def test_simcse_trains_on_single_texts_and_lowers_the_loss(recall_data, tiny_mod
 
 def test_batch_neg_two_process_data_parallel(recall_data, tiny_model, tmp_path):
     logs = tmp_path / "log"
-    run(["-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(logs),
-         "recall/train_batch_neg.py", "--train_set_file", recall_data["train"], "--model_name_or_path", tiny_model,
-         "--save_dir", str(tmp_path / "ckpt"), "--batch_size", "8", "--max_steps", "4", "--max_seq_length", "32",
-         "--save_steps", "0", "--eval_steps", "0", "--log_steps", "2"], timeout=300)
-    digests = [open(logs / f"workerlog.{r}", encoding="utf-8").read().split(f"rank {r} weights digest:")[1].split()[0]
-               for r in (0, 1)]
+    run(
+        [
+            "-m",
+            "paddle.distributed.launch",
+            "--nproc_per_node",
+            "2",
+            "--log_dir",
+            str(logs),
+            "recall/train_batch_neg.py",
+            "--train_set_file",
+            recall_data["train"],
+            "--model_name_or_path",
+            tiny_model,
+            "--save_dir",
+            str(tmp_path / "ckpt"),
+            "--batch_size",
+            "8",
+            "--max_steps",
+            "4",
+            "--max_seq_length",
+            "32",
+            "--save_steps",
+            "0",
+            "--eval_steps",
+            "0",
+            "--log_steps",
+            "2",
+        ],
+        timeout=300,
+    )
+    digests = [
+        open(logs / f"workerlog.{r}", encoding="utf-8").read().split(f"rank {r} weights digest:")[1].split()[0]
+        for r in (0, 1)
+    ]
     assert digests[0] == digests[1]
     assert sorted(os.listdir(tmp_path / "ckpt")) == ["model_4", "vdl_log"]
 
@@ -255,11 +395,15 @@ def test_bad_input_is_named_and_nothing_built_is_lost(trained, recall_data, tiny
     # a corpus with a bad row: named by file and line; the built index stays
     bad = tmp_path / "bad_corpus.csv"
     bad.write_text("第一行\n第二\t行\n", encoding="utf-8")
-    p = run(["recall/build_index.py", "--model_dir", trained["export"], "--corpus_file", str(bad), *common], check=False)
+    p = run(
+        ["recall/build_index.py", "--model_dir", trained["export"], "--corpus_file", str(bad), *common], check=False
+    )
     assert p.returncode == 2 and f"{bad}:2" in p.stderr and "columns" in p.stderr
     notutf8 = tmp_path / "latin1.csv"
     notutf8.write_bytes("caf\xe9\n".encode("latin-1"))
-    p = run(["recall/build_index.py", "--model_dir", trained["export"], "--corpus_file", str(notutf8), *common], check=False)
+    p = run(
+        ["recall/build_index.py", "--model_dir", trained["export"], "--corpus_file", str(notutf8), *common], check=False
+    )
     assert p.returncode == 2 and f"{notutf8}:1: not valid UTF-8" in p.stderr
     # empty query
     p = run(["recall/search.py", "--encoder_dir", trained["export"], "--query", "  ", *common], check=False)
@@ -270,6 +414,8 @@ def test_bad_input_is_named_and_nothing_built_is_lost(trained, recall_data, tiny
     p = run(["recall/search.py", "--encoder_dir", str(other), "--query", "感冒", *common], check=False)
     assert p.returncode == 2 and "dim 32" in p.stderr and "64-dim" in p.stderr
     # the index survived all of it and answers
-    p = run(["recall/search.py", "--encoder_dir", trained["export"], "--query", "感冒", "--json", "--top_k", "3", *common])
+    p = run(
+        ["recall/search.py", "--encoder_dir", trained["export"], "--query", "感冒", "--json", "--top_k", "3", *common]
+    )
     res = json.loads(p.stdout.strip().splitlines()[-1])
     assert len(res["results"]) == 3 and res["results"][0]["rank"] == 1

@@ -1,20 +1,16 @@
 """The server against the official Paddle Serving clients, curl-style requests and bad input."""
+
 import gzip
 import io
 import json
 import os
-import socket
 import subprocess
-import sys
 import threading
-import time
 
 import numpy as np
 import pytest
 import requests
-
 from conftest import CORPUS, PAIRS, ROOT, run
-
 
 PY39 = os.path.join(ROOT, ".cache", "paddle-serving-py39", "bin", "python3.9-serving")
 
@@ -25,8 +21,13 @@ def official(served, *args):
     cache = os.path.join(ROOT, ".cache", "paddle_serving_clients")
     if os.path.exists(PY39):
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-        p = subprocess.run([PY39, "-W", "ignore", os.path.join(ROOT, "tests", "clients", "official.py"), cache, *args],
-                           capture_output=True, text=True, timeout=300, env=env)
+        p = subprocess.run(
+            [PY39, "-W", "ignore", os.path.join(ROOT, "tests", "clients", "official.py"), cache, *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
         assert p.returncode == 0, p.stderr[-3000:]
     else:
         p = run(["tests/clients/official.py", cache, *args], timeout=300)
@@ -41,8 +42,10 @@ def pipeline_http(served, values, name="ernie_matching", **kw):
 
 def test_pipeline_http_json_and_python_dict_values(served):
     want = served["engine"].score(PAIRS)
-    values = [json.dumps({"query": q, "title": t}, ensure_ascii=False) if i % 2 else str({"query": q, "title": t})
-              for i, (q, t) in enumerate(PAIRS)]
+    values = [
+        json.dumps({"query": q, "title": t}, ensure_ascii=False) if i % 2 else str({"query": q, "title": t})
+        for i, (q, t) in enumerate(PAIRS)
+    ]
     r = pipeline_http(served, values)
     reply = r.json()
     assert r.status_code == 200 and reply["err_no"] == 0 and reply["key"] == ["predict"]
@@ -57,47 +60,71 @@ def test_official_pipeline_client_rpc(served):
     np.testing.assert_allclose(out["scores"], served["engine"].score(PAIRS), atol=1e-5)
 
 
-@pytest.mark.parametrize("mode,compress", [("http_json", ""), ("http_proto", ""), ("http_proto", "gzip"),
-                                           ("http_json", "gzip")])
+@pytest.mark.parametrize(
+    "mode,compress", [("http_json", ""), ("http_proto", ""), ("http_proto", "gzip"), ("http_json", "gzip")]
+)
 def test_official_http_client(served, mode, compress):
     from core.data import pad
 
     enc = served["engine"].encode(PAIRS * 4)  # 16 rows (the limit) of 32 ids: > 512 values, so the client gzips
     ids, tts = pad([e[0] for e in enc]), pad([e[1] for e in enc])
-    out = official(served, mode, f"127.0.0.1:{served['http_port']}", str(served["dir"] / "serving_client"),
-                   json.dumps(ids.tolist()), json.dumps(tts.tolist()), compress)
+    out = official(
+        served,
+        mode,
+        f"127.0.0.1:{served['http_port']}",
+        str(served["dir"] / "serving_client"),
+        json.dumps(ids.tolist()),
+        json.dumps(tts.tolist()),
+        compress,
+    )
     want = served["engine"].run_feeds({"input_ids": ids, "token_type_ids": tts})
     np.testing.assert_allclose(out["scores"], want, atol=1e-5)
 
 
 def test_general_http_curl_body_as_paddlenlp_documents_it(served):
     ids, tts = served["engine"].encode(PAIRS[:1])[0]
-    body = {"tensor": [{"int64_data": ids, "elem_type": 0, "name": "input_ids", "alias_name": "input_ids",
-                        "shape": [1, len(ids)]},
-                       {"int64_data": tts, "elem_type": 0, "name": "token_type_ids", "alias_name": "token_type_ids",
-                        "shape": [1, len(tts)]}],
-            "fetch_var_names": ["predict"], "log_id": 7}
+    body = {
+        "tensor": [
+            {"int64_data": ids, "elem_type": 0, "name": "input_ids", "alias_name": "input_ids", "shape": [1, len(ids)]},
+            {
+                "int64_data": tts,
+                "elem_type": 0,
+                "name": "token_type_ids",
+                "alias_name": "token_type_ids",
+                "shape": [1, len(tts)],
+            },
+        ],
+        "fetch_var_names": ["predict"],
+        "log_id": 7,
+    }
     r = requests.post(served["base"] + "/GeneralModelService/inference", data=json.dumps(body), timeout=60)
     out = r.json()
     assert r.status_code == 200 and out["log_id"] == 7
     t = out["outputs"][0]["tensor"][0]
     assert t["elem_type"] == 1 and t["shape"] == [1] and t["name"] == "predict"
     np.testing.assert_allclose(t["float_data"], served["engine"].score(PAIRS[:1]), atol=1e-5)
-    gz = requests.post(served["base"] + "/GeneralModelService/inference", data=gzip.compress(json.dumps(body).encode()),
-                       headers={"Content-Encoding": "gzip"}, timeout=60)
+    gz = requests.post(
+        served["base"] + "/GeneralModelService/inference",
+        data=gzip.compress(json.dumps(body).encode()),
+        headers={"Content-Encoding": "gzip"},
+        timeout=60,
+    )
     assert gz.json()["outputs"][0]["tensor"][0]["float_data"] == t["float_data"]
 
 
 def test_rerank_and_onnx_backend(served):
     docs = [t for _, t in PAIRS]
     want = served["engine"].score([(PAIRS[0][0], t) for t in docs])
-    r = requests.post(served["base"] + "/v1/rerank", json={"query": PAIRS[0][0], "documents": docs, "top_n": 3},
-                      timeout=60).json()
+    r = requests.post(
+        served["base"] + "/v1/rerank", json={"query": PAIRS[0][0], "documents": docs, "top_n": 3}, timeout=60
+    ).json()
     assert [x["index"] for x in r["results"]] == list(np.argsort(-want, kind="mergesort")[:3])
     np.testing.assert_allclose([x["relevance_score"] for x in r["results"]], np.sort(want)[::-1][:3], atol=1e-5)
-    onnx = requests.post(served["base"] + "/v1/rerank", json={"model": "ranker_onnx", "query": PAIRS[0][0],
-                                                              "documents": docs, "return_documents": True},
-                         timeout=60).json()
+    onnx = requests.post(
+        served["base"] + "/v1/rerank",
+        json={"model": "ranker_onnx", "query": PAIRS[0][0], "documents": docs, "return_documents": True},
+        timeout=60,
+    ).json()
     by_index = {x["index"]: x for x in onnx["results"]}
     np.testing.assert_allclose([by_index[i]["relevance_score"] for i in range(len(docs))], want, atol=1e-4)
     assert by_index[0]["document"]["text"] == docs[0]
@@ -137,8 +164,10 @@ def good_request_works(served):
     assert r["err_no"] == 0, r
 
 
-@pytest.mark.parametrize("case", ["malformed_json", "mismatch", "unknown_service", "empty_text", "too_many",
-                                  "too_large", "non_utf8", "not_a_pair"])
+@pytest.mark.parametrize(
+    "case",
+    ["malformed_json", "mismatch", "unknown_service", "empty_text", "too_many", "too_large", "non_utf8", "not_a_pair"],
+)
 def test_bad_pipeline_requests(served, case):
     url = served["base"] + "/ernie_matching/prediction"
     good = json.dumps({"query": "q", "title": "t"})
@@ -173,8 +202,11 @@ def test_bad_pipeline_requests(served, case):
 
 
 def general(served, tensors, fetch=("predict",)):
-    return requests.post(served["base"] + "/GeneralModelService/inference",
-                         json={"tensor": tensors, "fetch_var_names": list(fetch), "log_id": 0}, timeout=30)
+    return requests.post(
+        served["base"] + "/GeneralModelService/inference",
+        json={"tensor": tensors, "fetch_var_names": list(fetch), "log_id": 0},
+        timeout=30,
+    )
 
 
 def tensor(name, data, shape, key="int64_data", elem=0):
@@ -186,16 +218,21 @@ def test_bad_general_requests(served, case):
     ok_ids = tensor("input_ids", [0, 5, 2], [1, 3])
     ok_tts = tensor("token_type_ids", [0, 0, 0], [1, 3])
     if case == "unknown_feed":
-        r, expect = general(served, [ok_ids, tensor("segment_ids", [0, 0, 0], [1, 3])]), "unknown feed name 'segment_ids'"
+        r, expect = (
+            general(served, [ok_ids, tensor("segment_ids", [0, 0, 0], [1, 3])]),
+            "unknown feed name 'segment_ids'",
+        )
     elif case == "wrong_shape":
         r, expect = general(served, [tensor("input_ids", [0, 5, 2], [1, 4]), ok_tts]), "needs 4 values, got 3"
     elif case == "wrong_dtype":
-        r, expect = general(served, [tensor("input_ids", [0.5, 5.0, 2.0], [1, 3], "float_data", 1), ok_tts]), \
-            "must hold integers"
+        r, expect = (
+            general(served, [tensor("input_ids", [0.5, 5.0, 2.0], [1, 3], "float_data", 1), ok_tts]),
+            "must hold integers",
+        )
     elif case == "bad_fetch":
         r, expect = general(served, [ok_ids, ok_tts], fetch=["logits"]), "unknown fetch_var_names ['logits']"
     else:
-        r, expect = general(served, [tensor("input_ids", [0, 10 ** 7, 2], [1, 3]), ok_tts]), "input_ids must lie in"
+        r, expect = general(served, [tensor("input_ids", [0, 10**7, 2], [1, 3]), ok_tts]), "input_ids must lie in"
     assert r.status_code == 400 and expect in r.json()["err_msg"], r.text
     assert general(served, [ok_ids, ok_tts]).status_code == 200
 
@@ -224,11 +261,14 @@ def test_rpc_byte_data_is_never_unpickled_and_long_text_is_truncated(served):
         tensors.append(pb.Tensor(name=name, byte_data=b.getvalue(), elem_type=13))
     resp = stub.inference(pb.Request(tensors=tensors), timeout=30)
     assert resp.err_no == 0
-    np.testing.assert_allclose(json.loads(resp.value[0]), served["engine"].run_feeds(
-        {"input_ids": ids, "token_type_ids": tts}), atol=1e-5)
+    np.testing.assert_allclose(
+        json.loads(resp.value[0]), served["engine"].run_feeds({"input_ids": ids, "token_type_ids": tts}), atol=1e-5
+    )
     # a title longer than max_seq_length is truncated, not refused
     long_pair = ("感冒吃什么药", "感冒" * 200)
-    resp = stub.inference(pb.Request(key=["0"], value=[str({"query": long_pair[0], "title": long_pair[1]})]), timeout=30)
+    resp = stub.inference(
+        pb.Request(key=["0"], value=[str({"query": long_pair[0], "title": long_pair[1]})]), timeout=30
+    )
     assert resp.err_no == 0
     assert abs(json.loads(resp.value[0])[0] - served["engine"].score([long_pair])[0]) < 1e-5
     assert served["proc"].poll() is None  # still serving
@@ -269,18 +309,35 @@ def test_embeddings_openai_shape_and_pipeline(served):
     np.testing.assert_allclose(np.array(json.loads(p["value"][0])), want, atol=1e-5)
     bad = requests.post(served["base"] + "/v1/embeddings", json={"input": ["ok", " "]}, timeout=60)
     assert bad.status_code == 400 and "input[1] is empty" in bad.json()["error"]
-    wrong = requests.post(served["base"] + "/v1/rerank", json={"model": "encoder", "query": "q", "documents": ["d"]},
-                          timeout=60)
+    wrong = requests.post(
+        served["base"] + "/v1/rerank", json={"model": "encoder", "query": "q", "documents": ["d"]}, timeout=60
+    )
     assert wrong.status_code == 400 and "not a ranker" in wrong.json()["error"]
 
 
 def test_paddle_serving_config_nlp_yml_is_accepted(tmp_path):
     from deploy.config import ConfigError, from_dict
 
-    cfg = from_dict({"worker_num": 20, "http_port": 8088, "rpc_port": 8089, "dag": {"is_thread_op": False},
-                     "op": {"ernie": {"concurrency": 1, "local_service_conf": {
-                         "client_type": "local_predictor", "device_type": 1, "fetch_list": ["predict"],
-                         "model_config": "../../serving_server/"}}}}, base_dir=str(tmp_path))
+    cfg = from_dict(
+        {
+            "worker_num": 20,
+            "http_port": 8088,
+            "rpc_port": 8089,
+            "dag": {"is_thread_op": False},
+            "op": {
+                "ernie": {
+                    "concurrency": 1,
+                    "local_service_conf": {
+                        "client_type": "local_predictor",
+                        "device_type": 1,
+                        "fetch_list": ["predict"],
+                        "model_config": "../../serving_server/",
+                    },
+                }
+            },
+        },
+        base_dir=str(tmp_path),
+    )
     assert cfg["http_port"] == 8088 and cfg["rpc_port"] == 8089 and cfg["worker_num"] == 20
     assert [m["name"] for m in cfg["models"]] == ["ernie"] and cfg["models"][0]["kind"] == "ranker"
     with pytest.raises(ConfigError, match="kind must be one of"):
@@ -326,14 +383,17 @@ def test_search_recalls_from_milvus_and_reranks(served):
     assert health["search"]["rows"] == len(CORPUS)
 
 
-@pytest.mark.parametrize("body,status,message", [
-    ({"query": "  "}, 400, "query is empty"),
-    ({"query": "感冒", "top_k": 0}, 400, "top_k must be an integer"),
-    ({"query": "感冒", "recall_num": "many"}, 400, "recall_num must be an integer"),
-    ({"query": "感冒", "rerank": "best"}, 400, "rerank must be one of fused, ranker"),
-    ({"top_k": 3}, 400, "query must be a string"),
-    (b"\xff\xfe{", 400, "UTF-8"),
-])
+@pytest.mark.parametrize(
+    "body,status,message",
+    [
+        ({"query": "  "}, 400, "query is empty"),
+        ({"query": "感冒", "top_k": 0}, 400, "top_k must be an integer"),
+        ({"query": "感冒", "recall_num": "many"}, 400, "recall_num must be an integer"),
+        ({"query": "感冒", "rerank": "best"}, 400, "rerank must be one of fused, ranker"),
+        ({"top_k": 3}, 400, "query must be a string"),
+        (b"\xff\xfe{", 400, "UTF-8"),
+    ],
+)
 def test_bad_search_requests(served, body, status, message):
     kw = {"data": body} if isinstance(body, bytes) else {"json": body}
     r = requests.post(served["base"] + "/search", timeout=60, **kw)
@@ -348,26 +408,70 @@ def test_search_over_pipeline_grpc_and_run_system(served, tmp_path):
     err, msg, value = PipelineRpcClient(served["rpc"]).call(["感冒吃什么药"], service="search")
     assert err == 0, msg
     assert [x["text"] for x in json.loads(value[0])] == [x["text"] for x in want["results"]]
-    http = requests.post(served["base"] + "/search/prediction", json={"key": ["q"], "value": ["感冒吃什么药"]},
-                         timeout=60).json()
+    http = requests.post(
+        served["base"] + "/search/prediction", json={"key": ["q"], "value": ["感冒吃什么药"]}, timeout=60
+    ).json()
     assert http["err_no"] == 0 and json.loads(http["value"][0]) == json.loads(value[0])
     # PaddleNLP's run_system.py flow: embeddings from the encoder service, Milvus searched by the client
     # through the port the server exposes, scores from the ranker service
-    p = run(["deploy/python/run_system.py", "--server", served["rpc"], "--encoder_service", "encoder",
-             "--ranker_service", "ernie_matching", "--milvus_uri", served["milvus"], "--collection", "titles",
-             "--recall_num", "6", "--top_k", "3", "--output_dir", str(tmp_path), "--query", "感冒吃什么药"])
+    p = run(
+        [
+            "deploy/python/run_system.py",
+            "--server",
+            served["rpc"],
+            "--encoder_service",
+            "encoder",
+            "--ranker_service",
+            "ernie_matching",
+            "--milvus_uri",
+            served["milvus"],
+            "--collection",
+            "titles",
+            "--recall_num",
+            "6",
+            "--top_k",
+            "3",
+            "--output_dir",
+            str(tmp_path),
+            "--query",
+            "感冒吃什么药",
+        ]
+    )
     ranked = [l.split("  ")[-1] for l in p.stdout.splitlines() if l.strip()[:2] in ("1.", "2.", "3.")]
     assert ranked == [x["text"] for x in want["results"]], p.stdout
     assert os.path.isfile(tmp_path / "recall_result.csv") and os.path.isfile(tmp_path / "rank_result.csv")
     # the ranker's order alone, asked of the search service and computed by run_system.py
-    by_ranker = requests.post(served["base"] + "/search", json={"query": "感冒吃什么药", "top_k": 6, "rerank": "ranker"},
-                              timeout=60).json()["results"]
+    by_ranker = requests.post(
+        served["base"] + "/search", json={"query": "感冒吃什么药", "top_k": 6, "rerank": "ranker"}, timeout=60
+    ).json()["results"]
     err, msg, value = PipelineRpcClient(served["rpc"]).call(
-        [json.dumps({"query": "感冒吃什么药", "top_k": 6, "rerank": "ranker"})], service="search")
+        [json.dumps({"query": "感冒吃什么药", "top_k": 6, "rerank": "ranker"})], service="search"
+    )
     assert err == 0 and [x["text"] for x in json.loads(value[0])] == [x["text"] for x in by_ranker]
-    p = run(["deploy/python/run_system.py", "--server", served["rpc"], "--encoder_service", "encoder",
-             "--ranker_service", "ernie_matching", "--milvus_uri", served["milvus"], "--collection", "titles",
-             "--recall_num", "6", "--top_k", "6", "--rerank", "ranker", "--output_dir", str(tmp_path),
-             "--query", "感冒吃什么药"])
+    p = run(
+        [
+            "deploy/python/run_system.py",
+            "--server",
+            served["rpc"],
+            "--encoder_service",
+            "encoder",
+            "--ranker_service",
+            "ernie_matching",
+            "--milvus_uri",
+            served["milvus"],
+            "--collection",
+            "titles",
+            "--recall_num",
+            "6",
+            "--top_k",
+            "6",
+            "--rerank",
+            "ranker",
+            "--output_dir",
+            str(tmp_path),
+            "--query",
+            "感冒吃什么药",
+        ]
+    )
     ranked = [l.split("  ")[-1] for l in p.stdout.splitlines() if l.strip()[:2] in [f"{i}." for i in range(1, 7)]]
     assert ranked == [x["text"] for x in by_ranker], p.stdout

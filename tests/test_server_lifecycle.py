@@ -1,12 +1,11 @@
 """Server start and stop, API key, overload and deadlines: separate server processes on the models of
 the `served` fixture."""
+
 import json
-import os
 import signal
 import threading
 
 import requests
-
 from conftest import CORPUS, free_port, run, start_server
 
 GOOD = json.dumps({"query": "感冒", "title": "感冒吃药"}, ensure_ascii=False)
@@ -22,16 +21,16 @@ max_pairs_per_request: 16
 {extra}
 models:
   - name: ernie_matching
-    model_dir: {d / 'serving_server'}
+    model_dir: {d / "serving_server"}
     max_seq_length: 32
     cpu_threads: 1
     batching: {batching}
   - name: encoder
-    model_dir: {d / 'encoder'}
+    model_dir: {d / "encoder"}
     kind: encoder
     max_seq_length: 32
     cpu_threads: 1
-{search or ''}
+{search or ""}
 """)
     return http, rpc
 
@@ -45,8 +44,23 @@ def test_sigterm_under_load_answers_in_flight_requests_exits_0_and_restart_serve
     corpus = tmp_path / "corpus.csv"
     corpus.write_text("".join(t + "\n" for t in CORPUS), encoding="utf-8")
     db = tmp_path / "milvus.db"
-    run(["recall/build_index.py", "--model_dir", str(served["dir"] / "encoder"), "--corpus_file", str(corpus),
-         "--milvus_uri", str(db), "--collection", "titles", "--max_seq_length", "32", "--index_type", "FLAT"])
+    run(
+        [
+            "recall/build_index.py",
+            "--model_dir",
+            str(served["dir"] / "encoder"),
+            "--corpus_file",
+            str(corpus),
+            "--milvus_uri",
+            str(db),
+            "--collection",
+            "titles",
+            "--max_seq_length",
+            "32",
+            "--index_type",
+            "FLAT",
+        ]
+    )
     search = f"search: {{encoder: encoder, ranker: ernie_matching, milvus_uri: {db}, collection: titles, top_k: 3}}"
     cfg = tmp_path / "config.yml"
     # each batching round waits a second for company: requests are in flight when the signal comes
@@ -58,13 +72,15 @@ def test_sigterm_under_load_answers_in_flight_requests_exits_0_and_restart_serve
 
     def http_call(i):
         started.wait()
-        results[f"http{i}"] = requests.post(base + "/ernie_matching/prediction",
-                                            json={"key": ["0"], "value": [GOOD]}, timeout=60).json()["err_no"]
+        results[f"http{i}"] = requests.post(
+            base + "/ernie_matching/prediction", json={"key": ["0"], "value": [GOOD]}, timeout=60
+        ).json()["err_no"]
 
     def rpc_call(i):
         started.wait()
-        results[f"rpc{i}"] = stub.inference(pb.Request(name="ernie_matching", key=["0"], value=[GOOD]),
-                                            timeout=60).err_no
+        results[f"rpc{i}"] = stub.inference(
+            pb.Request(name="ernie_matching", key=["0"], value=[GOOD]), timeout=60
+        ).err_no
 
     threads = [threading.Thread(target=f, args=(i,)) for i in range(4) for f in (http_call, rpc_call)]
     for t in threads:
@@ -104,8 +120,9 @@ def test_api_key_guards_every_door_but_health(served, tmp_path):
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-key"}):
             r = requests.post(base + "/v1/rerank", json=body, headers=headers, timeout=10)
             assert r.status_code == 401 and "API key" in r.json()["error"]
-            r = requests.post(base + "/ernie_matching/prediction", json={"key": ["0"], "value": [GOOD]},
-                              headers=headers, timeout=10)
+            r = requests.post(
+                base + "/ernie_matching/prediction", json={"key": ["0"], "value": [GOOD]}, headers=headers, timeout=10
+            )
             assert r.status_code == 401 and r.json()["err_no"] == 5
             assert requests.get(base + "/metrics", headers=headers, timeout=10).status_code == 401
         ok = {"Authorization": "Bearer s3cret-key"}
@@ -118,7 +135,9 @@ def test_api_key_guards_every_door_but_health(served, tmp_path):
         assert denied.err_no == 5 and "API key" in denied.err_msg
         assert stub.inference(req, timeout=10, metadata=[("authorization", "Bearer s3cret-key")]).err_no == 0
         # more rows than the queue holds: 503 "overloaded" with Retry-After, not a wait
-        r = requests.post(base + "/v1/rerank", json={"query": "q", "documents": ["a", "b", "c"]}, headers=ok, timeout=10)
+        r = requests.post(
+            base + "/v1/rerank", json={"query": "q", "documents": ["a", "b", "c"]}, headers=ok, timeout=10
+        )
         assert r.status_code == 503 and r.headers["Retry-After"] == "1" and "max_queue_rows" in r.json()["error"]
         assert requests.post(base + "/v1/rerank", json=body, headers=ok, timeout=10).status_code == 200
     finally:

@@ -5,22 +5,26 @@ sends input_ids / token_type_ids tensors.
     python deploy/cpp/http_client.py --url http://127.0.0.1:8090 --model_dir serving_server \
         --query 中西方语言与文化的差异 --title 第二语言习得的一大障碍就是文化差异。 [--proto] [--gzip]
 """
+
 import argparse
 import gzip
 import json
-import os
-import sys
 
 import requests
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def build_request(input_ids, token_type_ids, fetch=("predict",), log_id=0):
     tensors = []
     for name, arr in (("input_ids", input_ids), ("token_type_ids", token_type_ids)):
-        tensors.append({"int64_data": [int(v) for row in arr for v in row], "elem_type": 0, "name": name,
-                        "alias_name": name, "shape": [len(arr), len(arr[0])]})
+        tensors.append(
+            {
+                "int64_data": [int(v) for row in arr for v in row],
+                "elem_type": 0,
+                "name": name,
+                "alias_name": name,
+                "shape": [len(arr), len(arr[0])],
+            }
+        )
     return {"tensor": tensors, "fetch_var_names": list(fetch), "log_id": log_id}
 
 
@@ -31,8 +35,9 @@ def infer(url, request, proto=False, compress=False, timeout=60):
 
         req = pb.Request(fetch_var_names=request["fetch_var_names"], log_id=request["log_id"])
         for t in request["tensor"]:
-            req.tensor.add(int64_data=t["int64_data"], elem_type=0, name=t["name"], alias_name=t["alias_name"],
-                           shape=t["shape"])
+            req.tensor.add(
+                int64_data=t["int64_data"], elem_type=0, name=t["name"], alias_name=t["alias_name"], shape=t["shape"]
+            )
         data, headers = req.SerializeToString(), {"Content-Type": "application/proto"}
     else:
         data = json.dumps(request).encode()

@@ -7,6 +7,7 @@ general_model Request message), gzip accepted. Reply: `{"outputs": [{"tensor": [
 in the same encoding. The tensors are pre-tokenized ids: every row goes through the model
 service's checks (rows, tokens, ids, token types, length) and its batcher.
 """
+
 import json
 
 import numpy as np
@@ -109,9 +110,25 @@ class GeneralProtocol:
             o.tensor.add(float_data=values, elem_type=1, shape=shape, name=fetch_name, alias_name=fetch_name)
             data, headers = wire.maybe_gzip(r.SerializeToString(), accept_encoding)
             return 200, data, "application/proto", headers
-        reply = {"outputs": [{"tensor": [{"float_data": values, "elem_type": 1, "shape": shape, "name": fetch_name,
-                                          "alias_name": fetch_name}], "engine_name": "general_infer_0"}],
-                 "log_id": log_id, "err_no": 0, "err_msg": ""}
+        reply = {
+            "outputs": [
+                {
+                    "tensor": [
+                        {
+                            "float_data": values,
+                            "elem_type": 1,
+                            "shape": shape,
+                            "name": fetch_name,
+                            "alias_name": fetch_name,
+                        }
+                    ],
+                    "engine_name": "general_infer_0",
+                }
+            ],
+            "log_id": log_id,
+            "err_no": 0,
+            "err_msg": "",
+        }
         data, headers = wire.maybe_gzip(json.dumps(reply).encode(), accept_encoding)
         return 200, data, "application/json", headers
 

@@ -9,6 +9,7 @@ probabilities; an encoder takes texts and answers a JSON list of embeddings) and
 configured, the search service (deploy/protocols/search.py). Errors become err_no != 0 here, in
 `error_reply`, and nowhere else.
 """
+
 import json
 
 import numpy as np
@@ -40,7 +41,9 @@ class RankerPipeline:
             obj = wire.parse_literal(v, f"value[{i}]") if isinstance(v, str) else v
             if not isinstance(obj, dict) or "query" not in obj or "title" not in obj:
                 raise DataError(f"value[{i}] must be a dict with 'query' and 'title', got {str(v)[:80]!r}")
-            pairs.append((limits.text(obj["query"], f"value[{i}] query"), limits.text(obj["title"], f"value[{i}] title")))
+            pairs.append(
+                (limits.text(obj["query"], f"value[{i}] query"), limits.text(obj["title"], f"value[{i}] title"))
+            )
         return [self.svc.fetch_alias], [wire.list_literal(self.svc.score(pairs, ctx))]
 
 
@@ -87,8 +90,9 @@ def tensor_request(svc, tensors, ctx, handler):
                 raise DataError(f"tensor '{name}' holds {len(data)} values; the limit is {max_values}")
             named.append((name, wire.int_array(np.asarray(data, dtype=np.int64), name, list(t.shape), max_values)))
         else:
-            raise DataError(f"tensor '{name}' carries no data this model can use (str_data, int64_data, "
-                            "int_data or byte_data)")
+            raise DataError(
+                f"tensor '{name}' carries no data this model can use (str_data, int64_data, int_data or byte_data)"
+            )
     if values and named:
         raise DataError("a request carries either str_data values or id tensors, not both")
     if values:
@@ -114,7 +118,9 @@ class PipelineProtocol:
             raise NotFound(f"no service named '{str(name)[:80]}' (serving: {', '.join(self.services)})")
         if not tensors:
             if not isinstance(key, list) or not isinstance(value, list):
-                raise DataError(f"'key' and 'value' must be lists, got {wire.type_name(key)} and {wire.type_name(value)}")
+                raise DataError(
+                    f"'key' and 'value' must be lists, got {wire.type_name(key)} and {wire.type_name(value)}"
+                )
             if len(key) != len(value):
                 raise DataError(f"'key' has {len(key)} entries but 'value' has {len(value)}")
             if not value:

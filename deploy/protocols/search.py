@@ -8,6 +8,7 @@
 The query is embedded by the encoder service, recalled from Milvus, re-ranked by the ranker
 service (core/search.py), each model call bounded by the request's deadline.
 """
+
 import json
 import time
 
@@ -45,17 +46,23 @@ class SearchService:
         if rerank is None:
             rerank = True
         if not isinstance(rerank, bool) and rerank not in RERANK_MODES:
-            raise DataError(f"rerank must be one of {', '.join(RERANK_MODES)} (or true/false), got {str(rerank)[:40]!r}")
+            raise DataError(
+                f"rerank must be one of {', '.join(RERANK_MODES)} (or true/false), got {str(rerank)[:40]!r}"
+            )
         return top_k, recall_num, rerank
 
     def search(self, query, ctx, top_k, recall_num=None, rerank=True, what="query"):
         if time.monotonic() > ctx.deadline:
             raise DeadlineExceeded("the request did not finish within its deadline (request_timeout_s)")
         query = self.limits.text(query, what)
-        pipe = SearchPipeline(_Bound(self.encoder, ctx), self.index,
-                              _Bound(self.ranker, ctx) if self.ranker is not None else None,
-                              recall_num=min(self.cfg["recall_num"], self.max_recall), rerank=self.cfg["rerank"],
-                              rrf_k=self.cfg["rrf_k"])
+        pipe = SearchPipeline(
+            _Bound(self.encoder, ctx),
+            self.index,
+            _Bound(self.ranker, ctx) if self.ranker is not None else None,
+            recall_num=min(self.cfg["recall_num"], self.max_recall),
+            rerank=self.cfg["rerank"],
+            rrf_k=self.cfg["rrf_k"],
+        )
         results = pipe.search(query, top_k, recall_num=recall_num, rerank=rerank)
         return results, pipe.last_timings
 
@@ -63,8 +70,7 @@ class SearchService:
         obj = wire.json_object(wire.parse_json(body), "body (with 'query' and optional 'top_k')")
         top_k, recall_num, rerank = self._options(obj)
         results, timings = self.search(obj.get("query"), ctx, top_k, recall_num, rerank)
-        return {"query": obj["query"], "results": results,
-                "timings_ms": {k: round(v, 2) for k, v in timings.items()}}
+        return {"query": obj["query"], "results": results, "timings_ms": {k: round(v, 2) for k, v in timings.items()}}
 
     def pipeline(self, key, values, tensors, ctx):
         if tensors:

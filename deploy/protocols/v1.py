@@ -8,6 +8,7 @@
 `model` picks a served model by name; a name that is not served (OpenAI clients send their own)
 falls back to the first model of the right kind. Errors: {"error": message, "error_type": kind}.
 """
+
 import numpy as np
 
 from core.errors import DataError, NotFound
@@ -65,7 +66,11 @@ class V1Protocol:
         wire.str_field(obj, "encoding_format", "float", choices=("float",))
         input_type = wire.str_field(obj, "input_type", "query", choices=("query", "passage"))
         emb, tokens = svc.embed(texts, ctx, input_type)
-        return {"object": "list", "model": svc.name,
-                "data": [{"object": "embedding", "index": i, "embedding": [float(x) for x in v]}
-                         for i, v in enumerate(emb)],
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        return {
+            "object": "list",
+            "model": svc.name,
+            "data": [
+                {"object": "embedding", "index": i, "embedding": [float(x) for x in v]} for i, v in enumerate(emb)
+            ],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }

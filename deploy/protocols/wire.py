@@ -3,6 +3,7 @@
 Nothing a client sends is evaluated or unpickled: Python-literal values go through
 `ast.literal_eval` (literals only) and `byte_data` through `np.load(allow_pickle=False)`.
 """
+
 import ast
 import gzip
 import io
@@ -81,8 +82,15 @@ def json_object(obj, what="body"):
 
 
 def type_name(v):
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
-            int: "an integer", float: "a number"}.get(type(v), type(v).__name__)
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+        int: "an integer",
+        float: "a number",
+    }.get(type(v), type(v).__name__)
 
 
 def int_field(obj, key, default, lo, hi=None, what=None):
@@ -136,8 +144,9 @@ def load_npy_bytes(data, name):
         return np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as e:
         if "pickle" in str(e).lower():
-            raise DataError(f"tensor '{name}': byte_data holds a pickled object array; refused "
-                            f"(send numeric arrays)") from None
+            raise DataError(
+                f"tensor '{name}': byte_data holds a pickled object array; refused (send numeric arrays)"
+            ) from None
         raise DataError(f"tensor '{name}': byte_data is not a .npy array ({e})") from None
     except Exception as e:  # noqa: BLE001 - any malformed payload is a client error
         raise DataError(f"tensor '{name}': byte_data is not a .npy array ({type(e).__name__})") from None
@@ -153,8 +162,11 @@ def shape_of(shape, name, max_values):
             raise DataError(f"tensor '{name}': shape must hold positive integers, got {list(shape)!r}"[:200])
         n *= d
         if n > max_values:
-            raise TooLarge(f"tensor '{name}': shape {list(shape)} holds more than {max_values} values "
-                           "(max_tokens_per_request)"[:200])
+            raise TooLarge(
+                f"tensor '{name}': shape {list(shape)} holds more than {max_values} values (max_tokens_per_request)"[
+                    :200
+                ]
+            )
     return list(shape), n
 
 
@@ -168,8 +180,9 @@ def int_array(data, name, shape, max_values):
         if not isinstance(data, (list, tuple)) or not data:
             raise DataError(f"tensor '{name}': data must be a non-empty list of integers")
         if len(data) > max_values:
-            raise TooLarge(f"tensor '{name}' holds {len(data)} values; the limit is {max_values} "
-                           "(max_tokens_per_request)")
+            raise TooLarge(
+                f"tensor '{name}' holds {len(data)} values; the limit is {max_values} (max_tokens_per_request)"
+            )
         if not all(type(x) is int for x in data):
             bad = next(x for x in data if type(x) is not int)
             raise DataError(f"tensor '{name}' must hold integers, got {type_name(bad)} {str(bad)[:40]}")

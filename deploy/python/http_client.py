@@ -3,6 +3,7 @@
     python deploy/python/http_client.py --url http://127.0.0.1:8090 --service ernie_matching \
         --query 中西方语言与文化的差异 --title 第二语言习得的一大障碍就是文化差异。
 """
+
 import argparse
 import json
 
@@ -10,8 +11,12 @@ import requests
 
 
 def predict(url, service, pairs, timeout=60):
-    body = {"key": [str(i) for i in range(len(pairs))],
-            "value": [str({"query": q, "title": t}) for q, t in pairs], "logid": 0, "clientip": ""}
+    body = {
+        "key": [str(i) for i in range(len(pairs))],
+        "value": [str({"query": q, "title": t}) for q, t in pairs],
+        "logid": 0,
+        "clientip": "",
+    }
     reply = requests.post(f"{url.rstrip('/')}/{service}/prediction", data=json.dumps(body), timeout=timeout).json()
     scores = json.loads(reply["value"][0]) if reply.get("err_no") == 0 else None
     return reply.get("err_no"), reply.get("err_msg"), scores

@@ -6,16 +6,14 @@ GPU (PaddleNLP's flags; not testable on CPU machines): --device gpu [--use_tenso
 The tokenizer saved beside the graph by export_model.py is used unless --model_name_or_path is given.
 Pairs longer than --max_seq_length are truncated (longest text first).
 """
+
 import argparse
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-from core.data import read_pairs  # noqa: E402
-from core.ranker import run_cli  # noqa: E402
-from core.engine import RankerEngine  # noqa: E402
+from core.data import read_pairs
+from core.engine import RankerEngine
+from core.inference import BACKENDS
+from core.ranker import run_cli
 
 
 def main(argv=None):
@@ -26,7 +24,7 @@ def main(argv=None):
     p.add_argument("--max_seq_length", type=int, default=128)
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
-    p.add_argument("--backend", choices=["paddle", "onnxruntime", "onnxruntime-int8"], default="paddle")
+    p.add_argument("--backend", choices=BACKENDS, default="paddle")
     p.add_argument("--use_tensorrt", action="store_true", help="GPU only: run through TensorRT")
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32", help="TensorRT precision")
     p.add_argument("--cpu_threads", type=int, default=2)
@@ -34,9 +32,17 @@ def main(argv=None):
     p.add_argument("--limit", type=int, default=0, help="score only the first N pairs")
     p.add_argument("--benchmark", action="store_true", help="print throughput")
     args = p.parse_args(argv)
-    engine = RankerEngine(args.model_dir, backend=args.backend, max_seq_length=args.max_seq_length,
-                          cpu_threads=args.cpu_threads, device=args.device, enable_mkldnn=args.enable_mkldnn,
-                          use_tensorrt=args.use_tensorrt, precision=args.precision, batch_size=args.batch_size)
+    engine = RankerEngine(
+        args.model_dir,
+        backend=args.backend,
+        max_seq_length=args.max_seq_length,
+        cpu_threads=args.cpu_threads,
+        device=args.device,
+        enable_mkldnn=args.enable_mkldnn,
+        use_tensorrt=args.use_tensorrt,
+        precision=args.precision,
+        batch_size=args.batch_size,
+    )
     if args.model_name_or_path:
         from core.backbone import load_tokenizer
         from core.data import PairEncoder

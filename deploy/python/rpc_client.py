@@ -3,12 +3,10 @@
     python deploy/python/rpc_client.py --server 127.0.0.1:8089 \
         --query 中西方语言与文化的差异 --title 第二语言习得的一大障碍就是文化差异。
 """
+
 import argparse
 import json
-import os
 import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 class PipelineRpcClient:
@@ -33,8 +31,11 @@ class PipelineRpcClient:
         """pairs: [(query, title)] -> (err_no, err_msg, scores or None)."""
         from deploy.proto import pipeline_service_pb2 as pb
 
-        req = pb.Request(name=service, key=[str(i) for i in range(len(pairs))],
-                         value=[json.dumps({"query": q, "title": t}, ensure_ascii=False) for q, t in pairs])
+        req = pb.Request(
+            name=service,
+            key=[str(i) for i in range(len(pairs))],
+            value=[json.dumps({"query": q, "title": t}, ensure_ascii=False) for q, t in pairs],
+        )
         resp = self.stub.inference(req, timeout=self.timeout)
         scores = json.loads(resp.value[0]) if resp.err_no == 0 else None
         return resp.err_no, resp.err_msg, scores

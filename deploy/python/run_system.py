@@ -10,17 +10,15 @@
    order) -> rank_result.csv.
 --one_call sends the query to the server's "search" service instead (recall and re-rank in one request).
 """
+
 import argparse
 import csv
 import json
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-from core.ranker import run_cli  # noqa: E402
-from deploy.python.rpc_client import PipelineRpcClient  # noqa: E402
+from core.ranker import run_cli
+from deploy.python.rpc_client import PipelineRpcClient
 
 
 def write_csv(path, rows):
@@ -58,8 +56,10 @@ def run(clients, args, query, index=None):
     order = rerank_order(scores, args.rerank, args.rrf_k)[0]
     ranked = [(hits[i], scores[i]) for i in order]
     write_csv(os.path.join(args.output_dir, "rank_result.csv"), [(query, h.text, s) for h, s in ranked])
-    print(f"feature extraction {1000 * (t1 - t0):.0f} ms, Milvus search {1000 * (t2 - t1):.0f} ms, "
-          f"ranking {1000 * (t3 - t2):.0f} ms")
+    print(
+        f"feature extraction {1000 * (t1 - t0):.0f} ms, Milvus search {1000 * (t2 - t1):.0f} ms, "
+        f"ranking {1000 * (t3 - t2):.0f} ms"
+    )
     return [(h.text, h.similarity, s) for h, s in ranked[: args.top_k]]
 
 
@@ -77,15 +77,22 @@ def main(argv=None):
     p.add_argument("--collection", default="kuake_titles")
     p.add_argument("--recall_num", type=int, default=50)
     p.add_argument("--top_k", type=int, default=10)
-    p.add_argument("--rerank", default="fused", choices=["fused", "ranker"],
-                   help="fused: reciprocal-rank fusion of the recall and ranker orders; ranker: ranker score only "
-                        "(PaddleNLP's order)")
+    p.add_argument(
+        "--rerank",
+        default="fused",
+        choices=["fused", "ranker"],
+        help="fused: reciprocal-rank fusion of the recall and ranker orders; ranker: ranker score only "
+        "(PaddleNLP's order)",
+    )
     p.add_argument("--rrf_k", type=int, default=10, help="the k of the fusion, 1/(k + rank)")
     p.add_argument("--output_dir", default=".", help="where recall_result.csv and rank_result.csv go")
     p.add_argument("--query", action="append", required=True)
     args = p.parse_args(argv)
     os.makedirs(args.output_dir, exist_ok=True)
-    clients = (PipelineRpcClient(args.encoder_server or args.server), PipelineRpcClient(args.ranker_server or args.server))
+    clients = (
+        PipelineRpcClient(args.encoder_server or args.server),
+        PipelineRpcClient(args.ranker_server or args.server),
+    )
     index = None
     if not args.one_call:
         from core.index import MilvusIndex

@@ -4,12 +4,10 @@
     python deploy/python/search_client.py --grpc 127.0.0.1:8089 --query 感冒吃什么药 --top_k 5
 HTTP uses POST /search {"query", "top_k"}; gRPC uses the Pipeline service "search".
 """
+
 import argparse
 import json
-import os
 import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def main(argv=None):
@@ -31,13 +29,16 @@ def main(argv=None):
             body = r.json()
             if r.status_code != 200:
                 sys.exit(f"error {r.status_code}: {body.get('error')}")
-            results, note = body["results"], f"  (recall {body['timings_ms']['recall_ms']:.0f} ms, " \
-                                              f"rank {body['timings_ms']['rank_ms']:.0f} ms)"
+            results, note = (
+                body["results"],
+                f"  (recall {body['timings_ms']['recall_ms']:.0f} ms, rank {body['timings_ms']['rank_ms']:.0f} ms)",
+            )
         else:
             from deploy.python.rpc_client import PipelineRpcClient
 
             err, msg, value = PipelineRpcClient(args.grpc).call(
-                [json.dumps({"query": q, "top_k": args.top_k}, ensure_ascii=False)], service=args.service)
+                [json.dumps({"query": q, "top_k": args.top_k}, ensure_ascii=False)], service=args.service
+            )
             if err:
                 sys.exit(f"error {err}: {msg}")
             results, note = json.loads(value[0]), ""

@@ -13,6 +13,7 @@ frames may come on one connection and are answered as they finish; each request 
 everything else through the model service. A malformed or oversized frame closes the connection;
 an unknown service or method, or a bad request, gets a brpc error reply.
 """
+
 import asyncio
 import logging
 import struct
@@ -34,9 +35,17 @@ METHOD = "inference"
 MAX_META = 64 * 1024
 # brpc error codes (brpc/errno.proto)
 ENOSERVICE, ENOMETHOD, EREQUEST, ERPCTIMEDOUT, EINTERNAL, ELIMIT, EAUTH = 1001, 1002, 1003, 1008, 2001, 2004, 1004
-ERROR_CODES = {"bad_input": EREQUEST, "too_large": EREQUEST, "read_timeout": EREQUEST, "unauthorized": EAUTH,
-               "not_found": ENOSERVICE, "overloaded": ELIMIT, "timeout": ERPCTIMEDOUT, "unavailable": EINTERNAL,
-               "internal": EINTERNAL}
+ERROR_CODES = {
+    "bad_input": EREQUEST,
+    "too_large": EREQUEST,
+    "read_timeout": EREQUEST,
+    "unauthorized": EAUTH,
+    "not_found": ENOSERVICE,
+    "overloaded": ELIMIT,
+    "timeout": ERPCTIMEDOUT,
+    "unavailable": EINTERNAL,
+    "internal": EINTERNAL,
+}
 COMPRESS_NONE, COMPRESS_SNAPPY, COMPRESS_GZIP, COMPRESS_ZLIB = 0, 1, 2, 3
 
 
@@ -52,15 +61,31 @@ def _rpc_meta_class():
             if type_name:
                 f.type_name = type_name
 
-    message("RpcRequestMeta", [(1, "service_name", F.TYPE_STRING, None), (2, "method_name", F.TYPE_STRING, None),
-                               (3, "log_id", F.TYPE_INT64, None), (4, "trace_id", F.TYPE_INT64, None),
-                               (5, "span_id", F.TYPE_INT64, None), (6, "parent_span_id", F.TYPE_INT64, None),
-                               (7, "request_id", F.TYPE_STRING, None), (8, "timeout_ms", F.TYPE_INT32, None)])
+    message(
+        "RpcRequestMeta",
+        [
+            (1, "service_name", F.TYPE_STRING, None),
+            (2, "method_name", F.TYPE_STRING, None),
+            (3, "log_id", F.TYPE_INT64, None),
+            (4, "trace_id", F.TYPE_INT64, None),
+            (5, "span_id", F.TYPE_INT64, None),
+            (6, "parent_span_id", F.TYPE_INT64, None),
+            (7, "request_id", F.TYPE_STRING, None),
+            (8, "timeout_ms", F.TYPE_INT32, None),
+        ],
+    )
     message("RpcResponseMeta", [(1, "error_code", F.TYPE_INT32, None), (2, "error_text", F.TYPE_STRING, None)])
-    message("RpcMeta", [(1, "request", F.TYPE_MESSAGE, ".brpc.policy.RpcRequestMeta"),
-                        (2, "response", F.TYPE_MESSAGE, ".brpc.policy.RpcResponseMeta"),
-                        (3, "compress_type", F.TYPE_INT32, None), (4, "correlation_id", F.TYPE_INT64, None),
-                        (5, "attachment_size", F.TYPE_INT32, None), (7, "authentication_data", F.TYPE_BYTES, None)])
+    message(
+        "RpcMeta",
+        [
+            (1, "request", F.TYPE_MESSAGE, ".brpc.policy.RpcRequestMeta"),
+            (2, "response", F.TYPE_MESSAGE, ".brpc.policy.RpcResponseMeta"),
+            (3, "compress_type", F.TYPE_INT32, None),
+            (4, "correlation_id", F.TYPE_INT64, None),
+            (5, "attachment_size", F.TYPE_INT32, None),
+            (7, "authentication_data", F.TYPE_BYTES, None),
+        ],
+    )
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("brpc.policy.RpcMeta"))
@@ -190,8 +215,9 @@ class BrpcProtocol(asyncio.Protocol):
         reply.response.error_code = 0 if err is None else err.code
         if err is not None:
             reply.response.error_text = err.text
-        server.metrics.observe("brpc", "ok" if err is None else err.kind, 0 if err is None else err.code,
-                               time.perf_counter() - t0)
+        server.metrics.observe(
+            "brpc", "ok" if err is None else err.kind, 0 if err is None else err.code, time.perf_counter() - t0
+        )
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(frame(reply, out))
 
@@ -237,4 +263,3 @@ def door_protocol(server):
                 self.timer.cancel()
 
     return DoorProtocol
-

@@ -5,6 +5,7 @@ Bearer KEY`) is checked, the deadline set (the server's request_timeout_s, or th
 deadline if sooner) and errors turned into `err_no` replies; the work is the Pipeline
 protocol's (deploy/protocols/pipeline.py).
 """
+
 import logging
 import time
 from concurrent import futures
@@ -43,17 +44,23 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
             err = InternalError(f"internal error (request id {ctx.id})")
         if err is not None:
             reply = error_reply(err)
-        self.server.metrics.observe("pipeline_rpc", "ok" if err is None else err.kind,
-                                    200 if err is None else err.status, time.perf_counter() - t0)
+        self.server.metrics.observe(
+            "pipeline_rpc",
+            "ok" if err is None else err.kind,
+            200 if err is None else err.status,
+            time.perf_counter() - t0,
+        )
         return pb.Response(err_no=reply["err_no"], err_msg=reply["err_msg"], key=reply["key"], value=reply["value"])
 
 
 def start(server, host, port):
     cfg = server.cfg
     limit = cfg["max_body_bytes"]
-    g = grpc.server(futures.ThreadPoolExecutor(max_workers=cfg["worker_num"], thread_name_prefix="grpc"),
-                    options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
-                    maximum_concurrent_rpcs=cfg["max_connections"])
+    g = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=cfg["worker_num"], thread_name_prefix="grpc"),
+        options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
+        maximum_concurrent_rpcs=cfg["max_connections"],
+    )
     pb_grpc.add_PipelineServiceServicer_to_server(PipelineServicer(server), g)
     g.add_insecure_port(f"{host}:{port}")
     g.start()

@@ -9,6 +9,7 @@ under a deadline, and any error turned into the protocol's error reply with its 
     POST /v1/rerank, /v1/embeddings       RAG endpoints            -> deploy/protocols/v1.py
     POST /search                          end-to-end search        -> deploy/protocols/search.py
 """
+
 import asyncio
 import hmac
 import json
@@ -17,7 +18,7 @@ import re
 import time
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import DataError, InternalError, PipelineError, ReadTimeout, TooLarge, Unauthorized
@@ -51,8 +52,12 @@ def create_app(server):
     cfg = server.cfg
     limit = cfg["max_body_bytes"]
     docs = cfg["api_docs"]
-    app = FastAPI(title="Paddle semantic search server", docs_url="/docs" if docs else None, redoc_url=None,
-                  openapi_url="/openapi.json" if docs else None)
+    app = FastAPI(
+        title="Paddle semantic search server",
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
 
     async def read_body(request):
         cl = request.headers.get("content-length")
@@ -73,9 +78,10 @@ def create_app(server):
 
         try:
             body = await asyncio.wait_for(collect(), cfg["read_timeout_s"])
-        except asyncio.TimeoutError:
-            raise ReadTimeout(f"the request body did not arrive within {cfg['read_timeout_s']:g} s "
-                              "(read_timeout_s)") from None
+        except TimeoutError:
+            raise ReadTimeout(
+                f"the request body did not arrive within {cfg['read_timeout_s']:g} s (read_timeout_s)"
+            ) from None
         encoding = request.headers.get("content-encoding", "").strip().lower()
         if encoding == "gzip":
             body = wire.gunzip(body, limit)
@@ -156,8 +162,9 @@ def create_app(server):
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request):
-        return await serve(request, "embeddings", lambda body, ctx: json_response(server.v1.embeddings(body, ctx)),
-                           v1_error)
+        return await serve(
+            request, "embeddings", lambda body, ctx: json_response(server.v1.embeddings(body, ctx)), v1_error
+        )
 
     @app.post("/search")
     async def search(request: Request):
@@ -172,7 +179,11 @@ def create_app(server):
 
     @app.post("/{name}/prediction")
     async def pipeline_http(name: str, request: Request):
-        return await serve(request, "pipeline_http",
-                           lambda body, ctx: json_response(server.pipeline.http(name, body, ctx)), pipeline_error)
+        return await serve(
+            request,
+            "pipeline_http",
+            lambda body, ctx: json_response(server.pipeline.http(name, body, ctx)),
+            pipeline_error,
+        )
 
     return app

@@ -4,6 +4,7 @@
 The seed's deploy/cpp/rpc_client.py flow on pre-tokenized feeds. Prints one JSON line per check:
 single pair, batch of all pairs, 8 concurrent clients, a feed the model refuses.
 """
+
 import json
 import sys
 import threading

@@ -11,6 +11,7 @@ names; their old generated protobuf code needs PROTOCOL_BUFFERS_PYTHON_IMPLEMENT
     python tests/clients/official.py CACHE_DIR http_json|http_proto HOST:PORT CLIENT_CONF_DIR IDS_JSON TYPES_JSON
 Prints one JSON line with the answer.
 """
+
 import collections
 import collections.abc
 import glob
@@ -22,17 +23,23 @@ import zipfile
 
 WHEELS = {
     "server": (["paddle-serving-server==0.9.0"], "paddle_serving_server-0.9.0-*.whl"),
-    "client": (["--only-binary=:all:", "--python-version", "3.9", "paddle-serving-client==0.9.0"],
-               "paddle_serving_client-0.9.0-*.whl"),
+    "client": (
+        ["--only-binary=:all:", "--python-version", "3.9", "paddle-serving-client==0.9.0"],
+        "paddle_serving_client-0.9.0-*.whl",
+    ),
 }
 FILES = {
-    "server": ["paddle_serving_server/pipeline/pipeline_client.py",
-               "paddle_serving_server/pipeline/proto/pipeline_service_pb2.py",
-               "paddle_serving_server/pipeline/proto/pipeline_service_pb2_grpc.py"],
-    "client": ["paddle_serving_client/httpclient.py",
-               "paddle_serving_client/proto/general_model_config_pb2.py",
-               "paddle_serving_client/proto/general_model_service_pb2.py",
-               "paddle_serving_client/proto/general_model_service_pb2_grpc.py"],
+    "server": [
+        "paddle_serving_server/pipeline/pipeline_client.py",
+        "paddle_serving_server/pipeline/proto/pipeline_service_pb2.py",
+        "paddle_serving_server/pipeline/proto/pipeline_service_pb2_grpc.py",
+    ],
+    "client": [
+        "paddle_serving_client/httpclient.py",
+        "paddle_serving_client/proto/general_model_config_pb2.py",
+        "paddle_serving_client/proto/general_model_service_pb2.py",
+        "paddle_serving_client/proto/general_model_service_pb2_grpc.py",
+    ],
 }
 STUBS = {
     "paddle_serving_server/__init__.py": "",
@@ -53,8 +60,9 @@ def prepare(cache_dir):
     for key, (args, pattern) in WHEELS.items():
         found = glob.glob(os.path.join(cache_dir, pattern))
         if not found:
-            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", cache_dir, *args],
-                           check=True)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", cache_dir, *args], check=True
+            )
             found = glob.glob(os.path.join(cache_dir, pattern))
         with zipfile.ZipFile(found[0]) as z:
             for name in FILES[key]:

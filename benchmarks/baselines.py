@@ -1,7 +1,8 @@
 """Unsupervised relevance baselines: character Jaccard, BM25 over jieba words, zero-shot e5 cosine."""
+
 import numpy as np
 
-from .text import char_jaccard
+from core.text import char_jaccard
 
 
 def jaccard_scores(pairs):
@@ -46,12 +47,19 @@ def e5_embed(texts, model, tokenizer, prefix, batch_size=64, max_seq_length=128)
     from .data import pad, run_by_length
     from .pooling import encode
 
-    ids = [[tokenizer.bos_token_id] + x[: max_seq_length - 2] + [tokenizer.eos_token_id]
-           for x in tokenizer.encode_fast([prefix + t for t in texts])]
+    ids = [
+        [tokenizer.bos_token_id] + x[: max_seq_length - 2] + [tokenizer.eos_token_id]
+        for x in tokenizer.encode_fast([prefix + t for t in texts])
+    ]
     model.eval()
     with paddle.no_grad():
-        out = run_by_length(ids, batch_size, lambda batch: encode(
-            model, paddle.to_tensor(pad(batch, tokenizer.pad_token_id)), None, "mean", tokenizer.pad_token_id).numpy())
+        out = run_by_length(
+            ids,
+            batch_size,
+            lambda batch: encode(
+                model, paddle.to_tensor(pad(batch, tokenizer.pad_token_id)), None, "mean", tokenizer.pad_token_id
+            ).numpy(),
+        )
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 

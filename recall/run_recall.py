@@ -1,19 +1,18 @@
 """Recall top-K titles for every query of a file from the Milvus index (PaddleNLP's recall.py output).
 
-    python recall/recall.py --model_dir output/recall_encoder --similar_text_pair_file data/recall/dev.csv \
+    python recall/run_recall.py --model_dir output/recall_encoder --similar_text_pair_file data/recall/dev.csv \
         --recall_result_dir recall_result_dir --recall_result_file recall_result.txt --recall_num 50
 Writes `query\\trecalled_text\\tsimilarity` lines, best first for each query; recall/evaluate.py scores them.
 The query file is query\\ttitle pairs (each distinct query is searched once) or one query per line.
 """
+
 import argparse
 import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from core.ranker import run_cli  # noqa: E402
-from recall.build_index import add_engine_args, add_index_args, encoder_engine  # noqa: E402
+from core.ranker import run_cli
+from recall.build_index import add_engine_args, add_index_args, encoder_engine
 
 
 def read_queries(path):
@@ -68,8 +67,10 @@ def main(argv=None):
     results, search_s = recall_all(engine, index, queries, args.recall_num)
     out = os.path.join(args.recall_result_dir, args.recall_result_file)
     write_results(out, queries, results)
-    print(f"recalled {args.recall_num} per query for {len(queries)} queries -> {out} "
-          f"(Milvus search {len(queries) / max(search_s, 1e-9):.0f} queries/s)")
+    print(
+        f"recalled {args.recall_num} per query for {len(queries)} queries -> {out} "
+        f"(Milvus search {len(queries) / max(search_s, 1e-9):.0f} queries/s)"
+    )
     index.close()
     return out
 
