@@ -14,3 +14,15 @@ def encode(ptm, input_ids, token_type_ids=None, mode="cls", pad_token_id=0):
         m = paddle.unsqueeze(mask, -1)
         return paddle.sum(sequence_output * m, axis=1) / paddle.clip(paddle.sum(m, axis=1), min=1.0)
     raise ValueError(f"unknown pooling mode {mode!r} (use cls or mean)")
+
+
+def concat_padded(a, b, value):
+    """Rows of `a` then rows of `b` ([n, len] int tensors), the shorter padded with `value` to the longer's length
+    (one backbone pass over both; the padding is masked out)."""
+    width = max(a.shape[1], b.shape[1])
+
+    def widen(x):
+        extra = width - x.shape[1]
+        return x if extra == 0 else paddle.concat([x, paddle.full([x.shape[0], extra], value, x.dtype)], axis=1)
+
+    return paddle.concat([widen(a), widen(b)])

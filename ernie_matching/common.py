@@ -1,7 +1,6 @@
 """Building the pairwise model for training or from a checkpoint (thin over core)."""
 
-from core import backbone, checkpoint
-from core.ranker import backbone_source
+from core.building import build_model
 
 from .model import PairwiseMatching
 
@@ -11,20 +10,13 @@ KIND = "pairwise"
 def build(model_name_or_path, params_path=None, margin=None, dropout=None, pooling="auto"):
     """Returns (model, tokenizer, backbone_config, meta). With params_path the weights come from there,
     and the margin and pooling it was trained with (unless given)."""
-    src = backbone_source(params_path, model_name_or_path)
-    tokenizer = backbone.load_tokenizer(src)
-    meta = checkpoint.read_meta(params_path) if params_path else {}
-    if margin is None:
-        margin = float(meta.get("margin", 0.1))
-    if params_path:
-        ptm = backbone.init_backbone(src)
-    else:
-        ptm = backbone.load_backbone(src)
-    pooling = meta.get("pooling") or backbone.pooling_mode(ptm, pooling)
-    model = PairwiseMatching(
-        ptm, dropout=dropout, margin=margin, pooling=pooling, pad_token_id=tokenizer.pad_token_id or 0
-    )
-    if params_path:
-        checkpoint.load_params(model, params_path)
-    meta = {"kind": KIND, "pooling": pooling, "margin": margin}
-    return model, tokenizer, ptm.config, meta
+    kept = {}
+
+    def make(ptm, tokenizer, pooling, saved):
+        kept["margin"] = float(saved.get("margin", 0.1)) if margin is None else margin
+        return PairwiseMatching(
+            ptm, dropout=dropout, margin=kept["margin"], pooling=pooling, pad_token_id=tokenizer.pad_token_id or 0
+        )
+
+    model, tokenizer, ptm, _ = build_model(model_name_or_path, params_path, make, pooling=pooling)
+    return model, tokenizer, ptm.config, {"kind": KIND, "pooling": model.pooling, "margin": kept["margin"]}

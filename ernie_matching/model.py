@@ -11,7 +11,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from core.backbone import hidden_size
-from core.pooling import encode
+from core.pooling import concat_padded, encode
 
 
 class PairwiseMatching(nn.Layer):
@@ -47,14 +47,8 @@ class PairwiseMatching(nn.Layer):
             pos_token_type_ids = paddle.zeros_like(pos_input_ids)
         if neg_token_type_ids is None:
             neg_token_type_ids = paddle.zeros_like(neg_input_ids)
-        width = max(pos_input_ids.shape[1], neg_input_ids.shape[1])
-
-        def widen(x, value):
-            extra = width - x.shape[1]
-            return x if extra == 0 else paddle.concat([x, paddle.full([x.shape[0], extra], value, x.dtype)], axis=1)
-
-        ids = paddle.concat([widen(pos_input_ids, self.pad_token_id), widen(neg_input_ids, self.pad_token_id)])
-        types = paddle.concat([widen(pos_token_type_ids, 0), widen(neg_token_type_ids, 0)])
+        ids = concat_padded(pos_input_ids, neg_input_ids, self.pad_token_id)
+        types = concat_padded(pos_token_type_ids, neg_token_type_ids, 0)
         probs = self.predict(ids, types)
         half = pos_input_ids.shape[0]
         pos, neg = probs[:half], probs[half:]

@@ -6,7 +6,7 @@ import paddle.nn.functional as F
 
 from core.backbone import hidden_size
 from core.checkpoint import RANKER
-from core.pooling import encode
+from core.pooling import concat_padded, encode
 
 
 class SemanticIndexEncoder(nn.Layer):
@@ -48,17 +48,10 @@ class InBatchNegativeLoss(nn.Layer):
         self.scale = scale
 
     def forward(self, query_input_ids, query_token_type_ids, title_input_ids, title_token_type_ids):
-        pad = self.encoder.pad_token_id
-        width = max(query_input_ids.shape[1], title_input_ids.shape[1])
-
-        def widen(x, value):
-            extra = width - x.shape[1]
-            return x if extra == 0 else paddle.concat([x, paddle.full([x.shape[0], extra], value, x.dtype)], axis=1)
-
         n = query_input_ids.shape[0]
         emb = self.encoder(
-            paddle.concat([widen(query_input_ids, pad), widen(title_input_ids, pad)]),
-            paddle.concat([widen(query_token_type_ids, 0), widen(title_token_type_ids, 0)]),
+            concat_padded(query_input_ids, title_input_ids, self.encoder.pad_token_id),
+            concat_padded(query_token_type_ids, title_token_type_ids, 0),
         )
         q, t = emb[:n], emb[n:]
         sim = paddle.matmul(q, t, transpose_y=True)
@@ -71,28 +64,28 @@ def build(model_name_or_path, params_path=None, pooling="auto", output_emb_size=
     """(encoder, tokenizer, backbone config, meta); with params_path the weights come from there.
 
     dropout sets the backbone's hidden and attention dropout (SimCSE's augmentation)."""
-    from core import backbone, checkpoint
-    from core.ranker import backbone_source
+    from core.building import build_model
 
-    src = backbone_source(params_path, model_name_or_path)
-    tokenizer = backbone.load_tokenizer(src)
-    meta = checkpoint.read_meta(params_path) if params_path else {}
     drop = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
-    ptm = backbone.init_backbone(src, **drop) if params_path else backbone.load_backbone(src, **drop)
-    pooling = meta.get("pooling") or backbone.pooling_mode(ptm, pooling)
-    output_emb_size = meta.get("output_emb_size", output_emb_size)
-    model = SemanticIndexEncoder(
-        ptm, pooling=pooling, output_emb_size=output_emb_size, pad_token_id=tokenizer.pad_token_id or 0
+
+    def make(ptm, tokenizer, pooling, saved):
+        return SemanticIndexEncoder(
+            ptm,
+            pooling=pooling,
+            output_emb_size=saved.get("output_emb_size", output_emb_size),
+            pad_token_id=tokenizer.pad_token_id or 0,
+        )
+
+    model, tokenizer, ptm, saved = build_model(
+        model_name_or_path, params_path, make, backbone_kwargs=drop, pooling=pooling
     )
-    if params_path:
-        checkpoint.load_params(model, params_path)
     prefixes = ("query: ", "passage: ") if getattr(ptm.config, "pooling_mode", None) == "mean" else ("", "")
     meta = {
         "kind": "encoder",
-        "pooling": pooling,
-        "output_emb_size": output_emb_size,
-        "query_prefix": meta.get("query_prefix", prefixes[0]),
-        "passage_prefix": meta.get("passage_prefix", prefixes[1]),
+        "pooling": model.pooling,
+        "output_emb_size": model.output_emb_size,
+        "query_prefix": saved.get("query_prefix", prefixes[0]),
+        "passage_prefix": saved.get("passage_prefix", prefixes[1]),
     }
     return model, tokenizer, ptm.config, meta
 
