@@ -24,64 +24,30 @@ def make_tiny_ernie(
     dropout=0.1,
     seed=0,
     pooling_mode=None,
+    arch="ernie",
 ):
-    """Write a PaddleNLP model directory with random weights and a character vocabulary."""
+    """Write a PaddleNLP model directory with random weights and a character vocabulary.
+
+    arch "ernie" (ErnieModel) or "ernie_gram" (ErnieGramModel: its config has its own `embedding_size`,
+    default 768, and PaddleNLP's ErnieGramModel has no projection from it to `hidden_size`, so it is set
+    to the hidden size)."""
     import paddle
-    from paddlenlp.transformers import ErnieConfig, ErnieModel, ErnieTokenizer
+    from paddlenlp import transformers as T
 
-    os.makedirs(out_dir, exist_ok=True)
-    vocab = build_vocab(texts)
-    vocab = list(dict.fromkeys(vocab))
-    vocab_file = os.path.join(out_dir, "vocab.txt")
-    with open(vocab_file, "w", encoding="utf-8") as f:
-        f.write("\n".join(vocab) + "\n")
-    tokenizer = ErnieTokenizer(vocab_file)
-    tokenizer.save_pretrained(out_dir)
-    config = ErnieConfig(
-        vocab_size=len(vocab),
-        hidden_size=hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        intermediate_size=intermediate_size,
-        max_position_embeddings=max_position,
-        type_vocab_size=2,
-        pad_token_id=0,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-    )
-    if pooling_mode:
-        config.pooling_mode = pooling_mode
-    paddle.seed(seed)
-    model = ErnieModel(config)
-    model.save_pretrained(out_dir)
-    return out_dir
-
-
-def make_tiny_ernie_gram(
-    out_dir,
-    texts,
-    hidden_size=32,
-    num_layers=2,
-    num_heads=2,
-    intermediate_size=64,
-    max_position=128,
-    dropout=0.0,
-    seed=0,
-):
-    """The same for ERNIE-Gram. Its config has its own `embedding_size` (default 768) and PaddleNLP's
-    ErnieGramModel has no projection from it to `hidden_size`, so a small model must set both."""
-    import paddle
-    from paddlenlp.transformers import ErnieGramConfig, ErnieGramModel, ErnieGramTokenizer
-
+    names = {
+        "ernie": ("ErnieConfig", "ErnieModel", "ErnieTokenizer"),
+        "ernie_gram": ("ErnieGramConfig", "ErnieGramModel", "ErnieGramTokenizer"),
+    }
+    config_cls, model_cls, tokenizer_cls = (getattr(T, n) for n in names[arch])
     os.makedirs(out_dir, exist_ok=True)
     vocab = list(dict.fromkeys(build_vocab(texts)))
     vocab_file = os.path.join(out_dir, "vocab.txt")
     with open(vocab_file, "w", encoding="utf-8") as f:
         f.write("\n".join(vocab) + "\n")
-    ErnieGramTokenizer(vocab_file).save_pretrained(out_dir)
-    config = ErnieGramConfig(
+    tokenizer_cls(vocab_file).save_pretrained(out_dir)
+    extra = {"embedding_size": hidden_size} if arch == "ernie_gram" else {}
+    config = config_cls(
         vocab_size=len(vocab),
-        embedding_size=hidden_size,
         hidden_size=hidden_size,
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
@@ -91,9 +57,12 @@ def make_tiny_ernie_gram(
         pad_token_id=0,
         hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
+        **extra,
     )
+    if pooling_mode:
+        config.pooling_mode = pooling_mode
     paddle.seed(seed)
-    ErnieGramModel(config).save_pretrained(out_dir)
+    model_cls(config).save_pretrained(out_dir)
     return out_dir
 
 

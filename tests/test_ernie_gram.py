@@ -14,13 +14,13 @@ from conftest import PAIRS, free_port, run, start_server
 @pytest.fixture(scope="module")
 def ernie_gram(data_dir, tmp_path_factory):
     from core.data import read_labeled_pairs
-    from core.tiny import make_tiny_ernie_gram
+    from core.tiny import make_tiny_ernie
 
     rows = read_labeled_pairs(str(data_dir / "rank/train.csv")) + read_labeled_pairs(
         str(data_dir / "sort/dev_pairwise.csv")
     )
     d = tmp_path_factory.mktemp("tiny_ernie_gram")
-    return make_tiny_ernie_gram(str(d), [r["query"] + r["title"] for r in rows])
+    return make_tiny_ernie(str(d), [r["query"] + r["title"] for r in rows], dropout=0.0, arch="ernie_gram")
 
 
 def test_ernie_gram_pairwise_trains_exports_evaluates_and_serves(ernie_gram, small, tmp_path):
