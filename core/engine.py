@@ -13,6 +13,7 @@ static graph by `to_onnx` (paddle2onnx) at export time.
 
 import os
 import threading
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from core.inference import (  # noqa: F401  (BACKENDS, default_threads, to_onnx 
     read_limits,
     to_onnx,
 )
+from core.interfaces import Encoded, Pair
 
 INPUTS = ("input_ids", "token_type_ids")
 
@@ -107,7 +109,7 @@ class Engine:
             out = np.asarray(self.backend.run(feeds))
         return out.reshape(len(feeds["input_ids"]), -1)
 
-    def check_feeds(self, feeds):
+    def check_feeds(self, feeds: dict) -> tuple[np.ndarray, np.ndarray]:
         """Already-tokenized tensors -> (input_ids, token_type_ids) int64 [batch, seq], or a DataError
         naming the feed: names, integer dtype, 2-d shape, ids within the vocabulary, token types within
         the model's type vocabulary, and a length within its positions."""
@@ -136,7 +138,7 @@ class Engine:
             raise DataError(f"token_type_ids must lie in [0, {self.type_vocab_size})")
         return ids, types
 
-    def run_feeds(self, feeds):
+    def run_feeds(self, feeds: dict) -> np.ndarray:
         """Run already-tokenized int64 tensors [batch, seq] in one batch (checked by check_feeds)."""
         ids, types = self.check_feeds(feeds)
         return self._squeeze(self._run({"input_ids": ids, "token_type_ids": types}))
@@ -145,7 +147,7 @@ class Engine:
     def _squeeze(out):
         return out.reshape(-1) if out.shape[1] == 1 else out
 
-    def run_encoded(self, encoded):
+    def run_encoded(self, encoded: Sequence[Encoded]) -> np.ndarray:
         """Outputs of encoded rows, batched by length, each batch padded to its longest row."""
 
         def run(batch):
@@ -164,13 +166,13 @@ class RankerEngine(Engine):
         super().__init__(model_dir, **kw)
         self.encoder = PairEncoder(self.tokenizer, self.max_seq_length)
 
-    def encode(self, pairs):
+    def encode(self, pairs: Sequence[Pair]) -> list[Encoded]:
         return self.encoder.many(pairs)
 
-    def score_encoded(self, encoded):
+    def score_encoded(self, encoded: Sequence[Encoded]) -> np.ndarray:
         return self.run_encoded(encoded)
 
-    def score(self, pairs):
+    def score(self, pairs: Sequence[Pair]) -> np.ndarray:
         return self.run_encoded(self.encode(pairs))
 
 
@@ -198,11 +200,11 @@ class EncoderEngine(Engine):
             for kind in ("query", "passage")
         }
 
-    def encode(self, texts, input_type="query"):
+    def encode(self, texts: Sequence[str], input_type: str = "query") -> list[Encoded]:
         if input_type not in self.encoders:
             raise DataError(f"input_type must be 'query' or 'passage', got {input_type!r}")
         return self.encoders[input_type].many(texts, what="input")
 
-    def embed(self, texts, input_type="query"):
+    def embed(self, texts: Sequence[str], input_type: str = "query") -> np.ndarray:
         out = self.run_encoded(self.encode(texts, input_type))
         return out.reshape(len(texts), -1)

@@ -34,12 +34,12 @@ class IndexError_(Unavailable, LookupError):
     """The index is missing, busy or does not fit the query."""
 
 
-def is_lite(uri):
+def is_lite(uri: str) -> bool:
     """A local path (Milvus Lite) rather than a server address."""
     return "://" not in uri
 
 
-def connect(uri, token=None):
+def connect(uri: str, token: str | None = None):
     import logging
 
     from pymilvus import MilvusClient
@@ -93,7 +93,7 @@ class MilvusIndex:
             return self.name
         return None
 
-    def exists(self):
+    def exists(self) -> bool:
         return self._target() is not None
 
     def _require(self):
@@ -104,7 +104,7 @@ class MilvusIndex:
             )
         return target
 
-    def info(self):
+    def info(self) -> dict:
         """{'collection', 'rows', 'dim', 'meta'} of the collection in use."""
         target = self._require()
         desc = self.client.describe_collection(target)
@@ -116,7 +116,7 @@ class MilvusIndex:
         rows = int(self.client.get_collection_stats(target).get("row_count", 0))
         return {"collection": target, "rows": rows, "dim": dim, "meta": meta}
 
-    def dim(self):
+    def dim(self) -> int:
         if self._dim is None:
             self._dim = self.info()["dim"]
         return self._dim
@@ -203,7 +203,7 @@ class MilvusIndex:
         self._loaded = True
         return self.info()
 
-    def stale(self, keep=None):
+    def stale(self, keep: str | None = None) -> list[str]:
         """Collections `<name>__v<digits>` that the alias does not point to: left by builds that were
         killed before they could drop their half-built collection."""
         keep = keep if keep is not None else self._target()
@@ -214,7 +214,7 @@ class MilvusIndex:
             if n.startswith(prefix) and n[len(prefix) :].isdigit() and n != keep
         ]
 
-    def drop_stale(self, keep=None):
+    def drop_stale(self, keep: str | None = None) -> list[str]:
         """Drop what `stale` lists (never the collection in use). Returns their names. Two builds of one
         alias at the same time are not supported: the second would drop the first's collection."""
         dropped = self.stale(keep)
@@ -223,10 +223,10 @@ class MilvusIndex:
         return dropped
 
     # --------------------------------------------------------------- search
-    def load(self):
+    def load(self) -> None:
         self.client.load_collection(self._require())
 
-    def search(self, embeddings, top_k=10, ef=None):
+    def search(self, embeddings: np.ndarray, top_k: int = 10, ef: int | None = None) -> list[list[Hit]]:
         """embeddings [n, dim] -> n lists of Hit sorted by similarity (highest first)."""
         emb = np.asarray(embeddings, dtype=np.float32)
         if emb.ndim == 1:
@@ -250,7 +250,7 @@ class MilvusIndex:
         )
         return [[Hit(int(h["id"]), h["entity"]["text"], float(h["distance"])) for h in row] for row in res]
 
-    def close(self):
+    def close(self) -> None:
         try:
             self.client.close()
         except Exception:  # noqa: BLE001

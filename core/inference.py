@@ -9,7 +9,7 @@ from .errors import ModelLoadError
 BACKENDS = ("paddle", "onnxruntime", "onnxruntime-int8")  # the one list of engine backends
 
 
-def default_threads(requested=None):
+def default_threads(requested: int | None = None) -> int:
     """CPU threads for an engine: the value asked for, else $OMP_NUM_THREADS, else 2 (this machine's cores)."""
     return int(requested or os.environ.get("OMP_NUM_THREADS") or 2)
 
@@ -21,7 +21,7 @@ ONNX_INT8_FILE = "inference.int8.onnx"
 LIMITS_FILE = "model_limits.json"
 
 
-def write_limits(model, output_path):
+def write_limits(model: object, output_path: str) -> dict | None:
     """Record what inputs the exported graph can take (vocabulary, token types, positions), from the
     backbone config of `model`, so that servers refuse ids the graph would read out of range."""
     import json
@@ -36,7 +36,7 @@ def write_limits(model, output_path):
     return None
 
 
-def read_limits(model_dir):
+def read_limits(model_dir: str) -> dict:
     """{vocab_size, type_vocab_size, max_position_embeddings} of an export, {} for older exports."""
     import json
 
@@ -47,7 +47,7 @@ def read_limits(model_dir):
         return json.load(f)
 
 
-def model_files(model_dir, prefix="inference"):
+def model_files(model_dir: str, prefix: str = "inference") -> tuple[str, str]:
     params = os.path.join(model_dir, prefix + ".pdiparams")
     for ext in (".json", ".pdmodel"):
         graph = os.path.join(model_dir, prefix + ext)
@@ -59,7 +59,7 @@ def model_files(model_dir, prefix="inference"):
     )
 
 
-def name_output(model_dir, name, prefix="inference"):
+def name_output(model_dir: str, name: str, prefix: str = "inference") -> bool:
     """Give the first output of an exported PIR graph a name (paddle.jit.save calls it fetch_name_0).
 
     Paddle Inference and paddle2onnx then report `name`, as PaddleNLP's exported models do."""
@@ -139,7 +139,7 @@ class PaddlePredictor:
         self.input_names = list(self.predictor.get_input_names())
         self.output_names = list(self.predictor.get_output_names())
 
-    def run(self, feeds=None, **inputs):
+    def run(self, feeds: dict | None = None, **inputs: np.ndarray) -> np.ndarray:
         feeds = dict(feeds or {}, **inputs)
         for name in self.input_names:
             if name not in feeds:
@@ -152,7 +152,7 @@ class PaddlePredictor:
         return self.predictor.get_output_handle(self.output_names[0]).copy_to_cpu()
 
 
-def constants_to_initializers(model):
+def constants_to_initializers(model: object) -> int:
     """Move every tensor `Constant` node of an ONNX graph into the graph's initializers (in place).
 
     paddle2onnx writes each weight as a Constant node; ONNX Runtime's quantizer only quantizes
@@ -176,7 +176,7 @@ def constants_to_initializers(model):
 INT8_OPS = ("MatMul", "Gather")
 
 
-def quantize_onnx_int8(src, dst):
+def quantize_onnx_int8(src: str, dst: str) -> str:
     """Dynamic int8 quantization (per-channel int8 weights, activations quantized at run time) of the
     MatMul weights and the embedding tables (Gather) of an ONNX model whose weights are initializers."""
     import tempfile
@@ -199,7 +199,7 @@ def quantize_onnx_int8(src, dst):
     return dst
 
 
-def to_onnx(model_dir, opset=13, quantize_int8=False):
+def to_onnx(model_dir: str, opset: int = 13, quantize_int8: bool = False) -> list[str]:
     """Convert model_dir/inference.* to ONNX (weights as initializers) and optionally an int8 copy.
     Returns the paths."""
     import onnx

@@ -14,17 +14,19 @@ Without a ranker, or with rerank=False, the recall order is returned (rank_score
 
 import threading
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
 from .data import check_text
 from .errors import DataError
+from .interfaces import Embedder, Index, Scorer
 
 RERANK_MODES = ("fused", "ranker")
 MAX_RECALL_NUM = 1000
 
 
-def fuse(scores, k=10):
+def fuse(scores: Sequence[float], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Reciprocal-rank fusion of the input order (recall) and the order of `scores` (ranker).
 
     Returns (order, fused): indices best first (ties keep the recall order) and each row's fused score."""
@@ -36,7 +38,7 @@ def fuse(scores, k=10):
     return np.argsort(-fused, kind="mergesort"), fused
 
 
-def rerank_order(scores, mode="fused", k=10):
+def rerank_order(scores: Sequence[float], mode: str = "fused", k: int = 10) -> tuple[np.ndarray, np.ndarray | None]:
     """Order of recalled rows (given in recall order) after re-ranking by `mode`: (order, fused scores
     or None for mode "ranker")."""
     if mode == "fused":
@@ -44,14 +46,23 @@ def rerank_order(scores, mode="fused", k=10):
     return np.argsort(-np.asarray(scores, dtype=np.float64).reshape(-1), kind="mergesort"), None
 
 
-def check_rerank_mode(mode):
+def check_rerank_mode(mode: object) -> str:
     if mode not in RERANK_MODES:
         raise DataError(f"rerank must be one of {', '.join(RERANK_MODES)} (or true/false), got {mode!r}")
     return mode
 
 
 class SearchPipeline:
-    def __init__(self, encoder, index, ranker=None, recall_num=50, max_top_k=200, rerank="fused", rrf_k=10):
+    def __init__(
+        self,
+        encoder: Embedder,
+        index: Index,
+        ranker: Scorer | None = None,
+        recall_num: int = 50,
+        max_top_k: int = 200,
+        rerank: str = "fused",
+        rrf_k: int = 10,
+    ):
         self.encoder = encoder
         self.index = index
         self.ranker = ranker
@@ -62,15 +73,17 @@ class SearchPipeline:
         self._local = threading.local()  # the server searches from several threads
 
     @property
-    def last_timings(self):
+    def last_timings(self) -> dict:
         """Stage timings (ms) of this thread's last search."""
         return getattr(self._local, "timings", {})
 
-    def recall(self, queries, top_k):
+    def recall(self, queries: Sequence[str], top_k: int) -> list:
         emb = self.encoder.embed(queries, "query")
         return self.index.search(emb, top_k)
 
-    def search(self, query, top_k=10, recall_num=None, rerank=True):
+    def search(
+        self, query: str, top_k: int = 10, recall_num: int | None = None, rerank: bool | str = True
+    ) -> list[dict]:
         """One query -> top_k results; the timings of each stage are in `self.last_timings`.
 
         rerank: True (this pipeline's mode), False (recall order), or a mode of RERANK_MODES."""

@@ -8,10 +8,14 @@ request that gave up before its turn is dropped from the queue without running.
 import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
+import numpy as np
+
 from core.errors import DeadlineExceeded, Overloaded
+from core.interfaces import BatchEngine, Encoded
 
 _STOP = object()
 
@@ -23,7 +27,15 @@ class Batcher:
     them in batches of `max_batch_size`, each padded only to its own longest row, so taking the
     whole queue leaves at most one partial batch per round instead of one per request."""
 
-    def __init__(self, engine, max_batch_size=32, max_wait_ms=5, max_queue_rows=4096, on_batch=None, max_collect=None):
+    def __init__(
+        self,
+        engine: BatchEngine,
+        max_batch_size: int = 32,
+        max_wait_ms: float = 5,
+        max_queue_rows: int = 4096,
+        on_batch: Callable[[int, int], None] | None = None,
+        max_collect: int | None = None,
+    ):
         self.engine = engine
         self.max_batch_size = max_batch_size
         self.max_collect = max_collect or 8 * max_batch_size
@@ -36,7 +48,7 @@ class Batcher:
         self.thread = threading.Thread(target=self._loop, name="batcher", daemon=True)
         self.thread.start()
 
-    def submit(self, rows):
+    def submit(self, rows: Sequence[Encoded]) -> Future:
         with self._lock:
             if self._pending + len(rows) > self.max_queue_rows:
                 raise Overloaded(
@@ -48,7 +60,7 @@ class Batcher:
         self.queue.put((rows, fut))
         return fut
 
-    def run(self, rows, deadline):
+    def run(self, rows: Sequence[Encoded], deadline: float) -> np.ndarray:
         """Rows -> outputs, or DeadlineExceeded once time.monotonic() passes `deadline`."""
         fut = self.submit(rows)
         try:
@@ -59,7 +71,7 @@ class Batcher:
                 "the request did not finish within its deadline (request_timeout_s in the server config)"
             ) from None
 
-    def stop(self, timeout=10):
+    def stop(self, timeout: float = 10) -> None:
         self.queue.put(_STOP)
         self.thread.join(timeout)
 

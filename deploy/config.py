@@ -70,7 +70,7 @@ def _float(d, key, default, where, lo=0.0):
     return float(v)
 
 
-def load(path):
+def load(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             raw = yaml.safe_load(f) or {}
@@ -93,7 +93,7 @@ def _from_paddle_serving(raw):
     return out
 
 
-def from_dict(raw, base_dir=".", where="config"):
+def from_dict(raw: dict, base_dir: str = ".", where: str = "config") -> dict:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level")
     if "models" not in raw and "op" in raw:

@@ -28,12 +28,12 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
         )
 
-    def pairs(self, model, n):
+    def pairs(self, model: str, n: int) -> None:
         self.pair_count.labels(model).inc(n)
 
-    def batch(self, model, rows):
+    def batch(self, model: str, rows: int) -> None:
         self.batch_rows.labels(model).observe(rows)
 
-    def observe(self, endpoint, outcome, status, seconds):
+    def observe(self, endpoint: str, outcome: str, status: int, seconds: float) -> None:
         self.requests.labels(endpoint, outcome, str(status)).inc()
         self.latency.labels(endpoint).observe(seconds)

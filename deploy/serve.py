@@ -61,7 +61,7 @@ def _bool(v):
     return str(v).lower() in ("1", "true", "yes", "on", "")
 
 
-def parser():
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", nargs="?", default="start", help="start (stop: send SIGTERM to the process)")
     p.add_argument("--model", nargs="+", required=True, help="a serving_server/ directory (export_to_serving.py)")
@@ -87,7 +87,7 @@ def parser():
     return p
 
 
-def config_from_args(args):
+def config_from_args(args: argparse.Namespace) -> dict:
     if args.command != "start":
         raise ConfigError(f"'{args.command}': only 'start' is a command here; stop the server with SIGTERM (Ctrl-C)")
     if len(args.model) > 1:
@@ -130,7 +130,7 @@ def config_from_args(args):
     return from_dict(raw, ".", "--model")
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args, unknown = parser().parse_known_args(argv)
     for flag in IGNORED:

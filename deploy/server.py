@@ -36,7 +36,7 @@ log = logging.getLogger("deploy.server")
 class Server:
     """The services and protocols of one server process (what the transports call)."""
 
-    def __init__(self, cfg, api_key=None):
+    def __init__(self, cfg: dict, api_key: str | None = None):
         self.cfg = cfg
         self.api_key = api_key if api_key is not None else cfg.get("api_key")
         self.metrics = Metrics()
@@ -85,7 +85,7 @@ class Server:
         ranker = self.services[sc["ranker"]] if sc["ranker"] else None
         return SearchService(sc, self.services[sc["encoder"]], ranker, index, self.limits)
 
-    def close(self):
+    def close(self) -> None:
         """Stop the batchers and the Milvus database (after the doors are closed)."""
         for s in self.services.values():
             s.close()
@@ -96,7 +96,7 @@ class Server:
             self.milvus_db.close()
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="YAML config (see deploy/config.py)")
     p.add_argument("--http_port", type=int, default=None, help="override http_port")
@@ -122,7 +122,7 @@ def main(argv=None):
     sys.exit(run(server))
 
 
-def run(server):
+def run(server: Server) -> int:
     """Serve until SIGTERM/SIGINT, then shut down in order. Returns the exit status (0)."""
     import uvicorn
 

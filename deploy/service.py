@@ -10,13 +10,16 @@ import itertools
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 
 import numpy as np
 
 from core.data import check_text
 from core.engine import EncoderEngine, RankerEngine
 from core.errors import DataError, TooLarge
+from core.interfaces import Pair
 from deploy.batching import Batcher
+from deploy.metrics import Metrics
 from deploy.serving_conf import load_aliases
 
 log = logging.getLogger("deploy.service")
@@ -28,7 +31,7 @@ class Ctx:
 
     __slots__ = ("id", "deadline")
 
-    def __init__(self, timeout_s, request_id=None):
+    def __init__(self, timeout_s: float, request_id: str | None = None):
         self.id = request_id or f"{uuid.uuid4().hex[:8]}-{next(_ids)}"
         self.deadline = time.monotonic() + timeout_s
 
@@ -40,11 +43,11 @@ class Limits:
         self.max_tokens = cfg["max_tokens_per_request"]
         self.timeout_s = cfg["request_timeout_s"]
 
-    def rows(self, n, what):
+    def rows(self, n: int, what: str) -> None:
         if n > self.max_rows:
             raise TooLarge(f"{n} {what} in one request; the limit is {self.max_rows} (max_pairs_per_request)")
 
-    def text(self, text, what):
+    def text(self, text: object, what: str) -> str:
         """A non-empty string of at most max_text_chars characters that encodes as UTF-8."""
         check_text(text, what)
         if len(text) > self.max_text_chars:
@@ -57,7 +60,7 @@ class Limits:
 
 
 class ModelService:
-    def __init__(self, cfg, limits, metrics, queue_rows=4096):
+    def __init__(self, cfg: dict, limits: Limits, metrics: Metrics, queue_rows: int = 4096):
         self.cfg = cfg
         self.name = cfg["name"]
         self.kind = cfg["kind"]
@@ -86,7 +89,7 @@ class ModelService:
         if self.kind != kind:
             raise DataError(f"model '{self.name}' is a {self.kind}, not a{'n' if kind[0] in 'aeiou' else ''} {kind}")
 
-    def score(self, pairs, ctx, what="pairs"):
+    def score(self, pairs: Sequence[Pair], ctx: Ctx, what: str = "pairs") -> np.ndarray:
         """(query, title) pairs -> probabilities. Texts must have passed Limits.text."""
         self._need("ranker")
         self.limits.rows(len(pairs), what)
@@ -94,7 +97,7 @@ class ModelService:
         self.metrics.pairs(self.name, len(pairs))
         return np.asarray(self.batcher.run(encoded, ctx.deadline), dtype=np.float32).reshape(-1)
 
-    def embed(self, texts, ctx, input_type="query"):
+    def embed(self, texts: Sequence[str], ctx: Ctx, input_type: str = "query") -> tuple[np.ndarray, int]:
         """Texts -> (L2-normalised embeddings [n, dim], tokens used)."""
         self._need("encoder")
         self.limits.rows(len(texts), "inputs")
@@ -103,7 +106,7 @@ class ModelService:
         out = np.asarray(self.batcher.run(encoded, ctx.deadline)).reshape(len(texts), -1)
         return out, sum(len(e[0]) for e in encoded)
 
-    def run_tensors(self, named, ctx):
+    def run_tensors(self, named: Sequence[tuple[str, np.ndarray]], ctx: Ctx) -> np.ndarray:
         """Pre-tokenized rows [(feed name or alias, int array [rows, seq])] -> outputs, batched with
         everything else. Rows, tokens, ids, token types and length are checked first."""
         feeds = {}
@@ -127,8 +130,8 @@ class ModelService:
         self.metrics.pairs(self.name, len(rows))
         return np.asarray(self.batcher.run(rows, ctx.deadline))
 
-    def info(self):
+    def info(self) -> dict:
         return {"kind": self.kind, "backend": self.cfg["backend"], "max_seq_length": self.cfg["max_seq_length"]}
 
-    def close(self):
+    def close(self) -> None:
         self.batcher.stop()

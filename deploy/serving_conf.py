@@ -12,7 +12,7 @@ SERVER_CONF = "serving_server_conf.prototxt"
 CLIENT_CONF = "serving_client_conf.prototxt"
 
 
-def render(feeds, fetches):
+def render(feeds: list[dict], fetches: list[dict]) -> str:
     """feeds/fetches: lists of dict(name, alias_name, type, shape)."""
     out = []
     for kind, items in (("feed_var", feeds), ("fetch_var", fetches)):
@@ -28,7 +28,7 @@ def render(feeds, fetches):
     return "\n".join(out) + "\n"
 
 
-def parse(path):
+def parse(path: str) -> dict:
     """-> {"feed": [...], "fetch": [...]} of dict(name, alias_name, type, shape)."""
     try:
         text = open(path, encoding="utf-8").read()
@@ -52,7 +52,7 @@ def parse(path):
     return result
 
 
-def load_aliases(model_dir, default_fetch="predict"):
+def load_aliases(model_dir: str, default_fetch: str = "predict") -> tuple[dict, str]:
     """(feed alias -> real name, fetch alias) for a model directory, with defaults when no conf exists."""
     p = os.path.join(model_dir, SERVER_CONF)
     if not os.path.isfile(p):

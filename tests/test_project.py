@@ -60,3 +60,17 @@ def test_console_scripts_are_installed():
     for name in ("search-server", "search-serve", "search-export-to-serving"):
         p = subprocess.run([os.path.join(bindir, name), "--help"], capture_output=True, text=True, timeout=120)
         assert p.returncode == 0 and "usage:" in p.stdout, (name, p.stderr[-1000:])
+
+
+def test_components_meet_the_interfaces_between_them(served):
+    """The engines, the index and the server's per-request model services satisfy the Protocols that
+    core/search.py and the batcher are written against."""
+    from core.engine import EncoderEngine, RankerEngine
+    from core.index import MilvusIndex
+    from core.interfaces import BatchEngine, Embedder, Index, Scorer
+    from deploy.protocols.search import _Bound
+
+    assert isinstance(served["engine"], Scorer) and isinstance(served["engine"], BatchEngine)
+    assert isinstance(served["encoder"], Embedder) and isinstance(served["encoder"], BatchEngine)
+    assert issubclass(RankerEngine, Scorer) and issubclass(EncoderEngine, Embedder)
+    assert issubclass(MilvusIndex, Index) and issubclass(_Bound, Scorer) and issubclass(_Bound, Embedder)

@@ -13,9 +13,10 @@ import json
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from core.errors import DataError
+from core.errors import DataError, PipelineError
 from deploy.proto import general_model_service_pb2 as pb
 from deploy.protocols import wire
+from deploy.service import Ctx
 
 INT_FIELDS = ("int64_data", "int_data")
 OTHER_FIELDS = ("float_data", "float64_data", "uint32_data", "bool_data", "str_data", "byte_data")
@@ -44,7 +45,7 @@ class GeneralProtocol:
             raise DataError(f"tensor '{name}' has no int64_data/int_data")
         return name, wire.int_array(t[data_key], name, t.get("shape"), self.svc.limits.max_tokens)
 
-    def parse_json(self, body):
+    def parse_json(self, body: bytes) -> tuple[list, list, int]:
         obj = wire.json_object(wire.parse_json(body))
         tensors = obj.get("tensor")
         if not isinstance(tensors, list) or not tensors:
@@ -65,7 +66,7 @@ class GeneralProtocol:
             raise DataError(f"'log_id' must be a non-negative integer, got {str(v)[:40]!r}")
         return v
 
-    def parse_proto(self, body):
+    def parse_proto(self, body: bytes) -> tuple[list, list, int]:
         req = pb.Request()
         try:
             req.ParseFromString(body)
@@ -90,7 +91,7 @@ class GeneralProtocol:
         return named, list(req.fetch_var_names), int(req.log_id)
 
     # --------------------------------------------------------------- handling
-    def run(self, named, fetch, ctx):
+    def run(self, named: list, fetch: list, ctx: Ctx) -> tuple[str, np.ndarray]:
         svc = self.svc
         allowed = {svc.fetch_alias, "probability", "output_embedding"}
         unknown = [f[:80] for f in fetch if f not in allowed]
@@ -99,7 +100,9 @@ class GeneralProtocol:
         out = np.asarray(svc.run_tensors(named, ctx), dtype=np.float32)
         return svc.fetch_alias, out
 
-    def handle(self, body, is_proto, accept_encoding, ctx):
+    def handle(
+        self, body: bytes, is_proto: bool, accept_encoding: str | None, ctx: Ctx
+    ) -> tuple[int, bytes, str, dict]:
         """-> (status, payload bytes, media type, headers)."""
         named, fetch, log_id = self.parse_proto(body) if is_proto else self.parse_json(body)
         fetch_name, out = self.run(named, fetch, ctx)
@@ -133,7 +136,7 @@ class GeneralProtocol:
         return 200, data, "application/json", headers
 
     @staticmethod
-    def error(err, is_proto):
+    def error(err: PipelineError, is_proto: bool) -> tuple[bytes, str]:
         if is_proto:
             return pb.Response(err_no=err.err_no, err_msg=str(err)).SerializeToString(), "application/proto"
         return json.dumps({"err_no": err.err_no, "err_msg": str(err)}).encode(), "application/json"

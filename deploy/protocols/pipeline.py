@@ -14,15 +14,16 @@ import json
 
 import numpy as np
 
-from core.errors import DataError, NotFound
+from core.errors import DataError, NotFound, PipelineError
 from deploy.protocols import wire
+from deploy.service import Ctx, ModelService
 
 
-def reply(key, value, err_no=wire.OK, err_msg=""):
+def reply(key: list, value: list, err_no: int = wire.OK, err_msg: str = "") -> dict:
     return {"err_no": err_no, "err_msg": err_msg, "key": key, "value": value, "tensors": []}
 
 
-def error_reply(err):
+def error_reply(err: PipelineError) -> dict:
     return reply([], [], err.err_no, str(err))
 
 
@@ -32,7 +33,7 @@ class RankerPipeline:
     def __init__(self, svc):
         self.svc = svc
 
-    def pipeline(self, key, values, tensors, ctx):
+    def pipeline(self, key: list, values: list, tensors: list, ctx: Ctx) -> tuple[list, list]:
         if tensors:
             return tensor_request(self.svc, tensors, ctx, self)
         limits = self.svc.limits
@@ -53,7 +54,7 @@ class EncoderPipeline:
     def __init__(self, svc):
         self.svc = svc
 
-    def pipeline(self, key, values, tensors, ctx):
+    def pipeline(self, key: list, values: list, tensors: list, ctx: Ctx) -> tuple[list, list]:
         if tensors:
             return tensor_request(self.svc, tensors, ctx, self)
         texts = []
@@ -70,7 +71,7 @@ class EncoderPipeline:
         return [self.svc.fetch_alias], [json.dumps(np.round(emb, 7).tolist())]
 
 
-def tensor_request(svc, tensors, ctx, handler):
+def tensor_request(svc: ModelService, tensors: list, ctx: Ctx, handler: object) -> tuple[list, list]:
     """Tensor-format requests (gRPC): str_data values, or numeric input_ids/token_type_ids as
     int64_data/int_data or np.save bytes (loaded without pickle)."""
     values, named = [], []
@@ -112,7 +113,7 @@ class PipelineProtocol:
         self.limits = limits
         self.default = default
 
-    def call(self, name, key, value, tensors, ctx):
+    def call(self, name: str, key: object, value: object, tensors: list, ctx: Ctx) -> dict:
         svc = self.services.get(name or self.default)
         if svc is None:
             raise NotFound(f"no service named '{str(name)[:80]}' (serving: {', '.join(self.services)})")
@@ -136,12 +137,12 @@ class PipelineProtocol:
         keys, values = svc.pipeline(list(key or []), list(value or []), list(tensors or []), ctx)
         return reply(keys, values)
 
-    def http(self, name, body, ctx):
+    def http(self, name: str, body: bytes, ctx: Ctx) -> dict:
         obj = wire.json_object(wire.parse_json(body), "body (with 'key' and 'value')")
         logid = obj.get("logid", 0)
         if logid is not None and (isinstance(logid, bool) or not isinstance(logid, int)):
             raise DataError(f"'logid' must be an integer, got {wire.type_name(logid)}")
         return self.call(name, obj.get("key"), obj.get("value"), (), ctx)
 
-    def rpc(self, request, ctx):
+    def rpc(self, request: object, ctx: Ctx) -> dict:
         return self.call(request.name, list(request.key), list(request.value), list(request.tensors), ctx)

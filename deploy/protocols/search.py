@@ -11,10 +11,15 @@ service (core/search.py), each model call bounded by the request's deadline.
 
 import json
 import time
+from collections.abc import Sequence
+
+import numpy as np
 
 from core.errors import DataError, DeadlineExceeded
+from core.interfaces import Pair
 from core.search import MAX_RECALL_NUM, RERANK_MODES, SearchPipeline
 from deploy.protocols import wire
+from deploy.service import Ctx
 
 
 class _Bound:
@@ -23,10 +28,10 @@ class _Bound:
     def __init__(self, svc, ctx):
         self.svc, self.ctx = svc, ctx
 
-    def embed(self, texts, input_type="query"):
+    def embed(self, texts: Sequence[str], input_type: str = "query") -> np.ndarray:
         return self.svc.embed(texts, self.ctx, input_type)[0]
 
-    def score(self, pairs):
+    def score(self, pairs: Sequence[Pair]) -> np.ndarray:
         return self.svc.score(pairs, self.ctx, what="recalled titles")
 
 
@@ -51,7 +56,15 @@ class SearchService:
             )
         return top_k, recall_num, rerank
 
-    def search(self, query, ctx, top_k, recall_num=None, rerank=True, what="query"):
+    def search(
+        self,
+        query: object,
+        ctx: Ctx,
+        top_k: int,
+        recall_num: int | None = None,
+        rerank: bool | str = True,
+        what: str = "query",
+    ) -> tuple[list, dict]:
         if time.monotonic() > ctx.deadline:
             raise DeadlineExceeded("the request did not finish within its deadline (request_timeout_s)")
         query = self.limits.text(query, what)
@@ -66,13 +79,13 @@ class SearchService:
         results = pipe.search(query, top_k, recall_num=recall_num, rerank=rerank)
         return results, pipe.last_timings
 
-    def http(self, body, ctx):
+    def http(self, body: bytes, ctx: Ctx) -> dict:
         obj = wire.json_object(wire.parse_json(body), "body (with 'query' and optional 'top_k')")
         top_k, recall_num, rerank = self._options(obj)
         results, timings = self.search(obj.get("query"), ctx, top_k, recall_num, rerank)
         return {"query": obj["query"], "results": results, "timings_ms": {k: round(v, 2) for k, v in timings.items()}}
 
-    def pipeline(self, key, values, tensors, ctx):
+    def pipeline(self, key: list, values: list, tensors: list, ctx: Ctx) -> tuple[list, list]:
         if tensors:
             raise DataError("the search service takes query texts in 'value', not tensors")
         out = []

@@ -11,11 +11,12 @@ falls back to the first model of the right kind. Errors: {"error": message, "err
 
 import numpy as np
 
-from core.errors import DataError, NotFound
+from core.errors import DataError, NotFound, PipelineError
 from deploy.protocols import wire
+from deploy.service import Ctx
 
 
-def error_body(err):
+def error_body(err: PipelineError) -> dict:
     return {"error": str(err), "error_type": err.kind}
 
 
@@ -33,7 +34,7 @@ class V1Protocol:
                 raise NotFound(f"no {kind} model is served (serving: {', '.join(self.services)})")
         return svc
 
-    def rerank(self, body, ctx):
+    def rerank(self, body: bytes, ctx: Ctx) -> dict:
         obj = wire.json_object(wire.parse_json(body))
         svc = self._model(obj, "ranker")
         query = self.limits.text(obj.get("query"), "query")
@@ -56,7 +57,7 @@ class V1Protocol:
             results.append(r)
         return {"model": svc.name, "results": results}
 
-    def embeddings(self, body, ctx):
+    def embeddings(self, body: bytes, ctx: Ctx) -> dict:
         obj = wire.json_object(wire.parse_json(body))
         svc = self._model(obj, "encoder")
         texts = obj.get("input")

@@ -4,6 +4,11 @@ Nothing a client sends is evaluated or unpickled: Python-literal values go throu
 `ast.literal_eval` (literals only) and `byte_data` through `np.load(allow_pickle=False)`.
 """
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from deploy.service import Limits
 import ast
 import gzip
 import io
@@ -20,14 +25,14 @@ MAX_DEPTH = 32  # JSON nesting; no request of any protocol needs more than 4
 INT64 = (-(2**63), 2**63 - 1)
 
 
-def decode_utf8(body, what="request body"):
+def decode_utf8(body: bytes, what: str = "request body") -> str:
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError as e:
         raise DataError(f"{what} is not valid UTF-8 (byte {e.start})") from None
 
 
-def gunzip(body, limit, wbits=16 + zlib.MAX_WBITS, what="gzip"):
+def gunzip(body: bytes, limit: int, wbits: int = 16 + zlib.MAX_WBITS, what: str = "gzip") -> bytes:
     """Decompress a gzip (or, with wbits=zlib.MAX_WBITS, zlib) body, refusing more than `limit` bytes of output."""
     d = zlib.decompressobj(wbits)
     try:
@@ -49,7 +54,7 @@ def _check_depth(obj, what):
             stack.extend((v, d + 1) for v in (o.values() if isinstance(o, dict) else o))
 
 
-def parse_json(data, what="request body"):
+def parse_json(data: bytes | str, what: str = "request body") -> object:
     """bytes or str -> object, refusing invalid UTF-8, invalid JSON and deep nesting."""
     text = decode_utf8(data, what) if isinstance(data, bytes) else data
     try:
@@ -62,7 +67,7 @@ def parse_json(data, what="request body"):
     return obj
 
 
-def parse_literal(text, what):
+def parse_literal(text: str, what: str) -> object:
     """JSON, or a Python literal such as str(dict) with single quotes (never eval)."""
     try:
         obj = json.loads(text)
@@ -75,13 +80,13 @@ def parse_literal(text, what):
     return obj
 
 
-def json_object(obj, what="body"):
+def json_object(obj: object, what: str = "body") -> dict:
     if not isinstance(obj, dict):
         raise DataError(f"{what} must be a JSON object, got {type_name(obj)}")
     return obj
 
 
-def type_name(v):
+def type_name(v: object) -> str:
     return {
         dict: "an object",
         list: "a list",
@@ -93,7 +98,7 @@ def type_name(v):
     }.get(type(v), type(v).__name__)
 
 
-def int_field(obj, key, default, lo, hi=None, what=None):
+def int_field(obj: dict, key: str, default: int | None, lo: int, hi: int | None = None, what: str | None = None) -> int:
     """An integer field (booleans, floats and strings refused) within [lo, hi]."""
     what = what or f"'{key}'"
     v = obj.get(key, default)
@@ -105,7 +110,9 @@ def int_field(obj, key, default, lo, hi=None, what=None):
     return v
 
 
-def str_field(obj, key, default=None, choices=None, what=None):
+def str_field(
+    obj: dict, key: str, default: str | None = None, choices: Sequence[str] | None = None, what: str | None = None
+) -> str | None:
     what = what or f"'{key}'"
     v = obj.get(key, default)
     if v is None:
@@ -117,7 +124,7 @@ def str_field(obj, key, default=None, choices=None, what=None):
     return v
 
 
-def bool_field(obj, key, default=False):
+def bool_field(obj: dict, key: str, default: bool = False) -> bool:
     v = obj.get(key, default)
     if v is None:
         return default
@@ -126,7 +133,7 @@ def bool_field(obj, key, default=False):
     return v
 
 
-def string_list(v, what, limits):
+def string_list(v: object, what: str, limits: "Limits") -> list[str]:
     """A non-empty list of strings (each a valid text: Limits.text)."""
     if not isinstance(v, list) or not v:
         raise DataError(f"{what} must be a non-empty list of strings, got {type_name(v)}")
@@ -134,12 +141,12 @@ def string_list(v, what, limits):
     return [limits.text(t, f"{what}[{i}]") for i, t in enumerate(v)]
 
 
-def list_literal(values):
+def list_literal(values: Sequence[float]) -> str:
     """A list literal both json.loads and Python's eval read (the clients' `eval(ret.value[0])`)."""
     return json.dumps([float(v) for v in values])
 
 
-def load_npy_bytes(data, name):
+def load_npy_bytes(data: bytes, name: str) -> np.ndarray:
     try:
         return np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as e:
@@ -152,7 +159,7 @@ def load_npy_bytes(data, name):
         raise DataError(f"tensor '{name}': byte_data is not a .npy array ({type(e).__name__})") from None
 
 
-def shape_of(shape, name, max_values):
+def shape_of(shape: object, name: str, max_values: int) -> tuple[list[int], int]:
     """A tensor shape: 1 to 3 positive integers whose product is at most max_values."""
     if not isinstance(shape, (list, tuple)) or not 1 <= len(shape) <= 3:
         raise DataError(f"tensor '{name}': shape must be a list of 1 to 3 positive integers, got {shape!r}"[:200])
@@ -170,7 +177,7 @@ def shape_of(shape, name, max_values):
     return list(shape), n
 
 
-def int_array(data, name, shape, max_values):
+def int_array(data: object, name: str, shape: object, max_values: int) -> np.ndarray:
     """Integer values of a tensor, reshaped to [rows, seq]: refuses floats, booleans, strings, nested or
     ragged lists, values outside int64 and a shape that does not match the count."""
     shape, n = shape_of(shape, name, max_values)
@@ -196,7 +203,7 @@ def int_array(data, name, shape, max_values):
     return arr.reshape(-1, shape[-1])  # [1, B, L] (batch=False) and [B, L] both become [B, L]
 
 
-def maybe_gzip(body, accept_encoding):
+def maybe_gzip(body: bytes, accept_encoding: str | None) -> tuple[bytes, dict]:
     if accept_encoding and "gzip" in accept_encoding.lower() and len(body) > 512:
         return gzip.compress(body), {"Content-Encoding": "gzip"}
     return body, {}

@@ -94,12 +94,12 @@ def _rpc_meta_class():
 RpcMeta = _rpc_meta_class()
 
 
-def frame(meta, payload=b""):
+def frame(meta: object, payload: bytes = b"") -> bytes:
     m = meta.SerializeToString()
     return MAGIC + struct.pack(">II", len(m) + len(payload), len(m)) + m + payload
 
 
-def decompress(data, compress_type, limit):
+def decompress(data: bytes, compress_type: int, limit: int) -> bytes:
     if compress_type == COMPRESS_NONE:
         return data
     if compress_type == COMPRESS_GZIP:
@@ -159,7 +159,7 @@ class BrpcProtocol(asyncio.Protocol):
         if self.closing and not self.tasks and self.transport is not None:
             self.transport.close()
 
-    def shutdown(self):
+    def shutdown(self) -> None:
         """uvicorn's graceful shutdown: answer what is in flight, take no new frames, then close."""
         self.closing = True
         if not self.tasks and self.transport is not None:
@@ -228,7 +228,7 @@ class _BrpcError(Exception):
         self.code, self.text, self.kind = code, text, kind
 
 
-def door_protocol(server):
+def door_protocol(server: object) -> type:
     """A uvicorn `http` protocol class that also answers baidu_std on the same port."""
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 

@@ -53,7 +53,7 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
         return pb.Response(err_no=reply["err_no"], err_msg=reply["err_msg"], key=reply["key"], value=reply["value"])
 
 
-def start(server, host, port):
+def start(server: object, host: str, port: int) -> grpc.Server:
     cfg = server.cfg
     limit = cfg["max_body_bytes"]
     g = grpc.server(

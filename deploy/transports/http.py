@@ -31,7 +31,7 @@ log = logging.getLogger("deploy.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
-def check_api_key(expected, header):
+def check_api_key(expected: str | None, header: str | None) -> None:
     """`Authorization: Bearer KEY` (also the gRPC metadata value) against the configured key."""
     if not expected:
         return
@@ -40,7 +40,7 @@ def check_api_key(expected, header):
         raise Unauthorized("missing or wrong API key: send the header 'Authorization: Bearer <api_key>'")
 
 
-def json_response(obj, status=200, headers=None):
+def json_response(obj: object, status: int = 200, headers: dict | None = None) -> Response:
     try:
         data = json.dumps(obj, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate echoed in a message: \u-escape it (still valid JSON)
@@ -48,7 +48,7 @@ def json_response(obj, status=200, headers=None):
     return Response(data, status_code=status, media_type="application/json", headers=headers)
 
 
-def create_app(server):
+def create_app(server: object) -> FastAPI:
     cfg = server.cfg
     limit = cfg["max_body_bytes"]
     docs = cfg["api_docs"]
