@@ -3,7 +3,7 @@
 import argparse
 
 
-def training_parser(description, default_model="multilingual-e5-small"):
+def training_parser(description: str, default_model: str = "multilingual-e5-small") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="device to train on")
     p.add_argument("--save_dir", default="./checkpoint", help="where checkpoints model_N/ are written")

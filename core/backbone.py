@@ -29,11 +29,11 @@ def _quiet_paddlenlp():
         pass
 
 
-def is_model_dir(path):
+def is_model_dir(path: str) -> bool:
     return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, f)) for f in CONFIG_FILES)
 
 
-def resolve(name_or_path, tokenizer_only=False):
+def resolve(name_or_path: str, tokenizer_only: bool = False) -> str:
     """Return a local directory or a hub name, or raise ModelLoadError with a clear message."""
     if not name_or_path:
         raise ModelLoadError(f"no model given: {_HINT}")
@@ -67,7 +67,7 @@ def _from_hub(loader, name, what):
         ) from None
 
 
-def load_tokenizer(name_or_path):
+def load_tokenizer(name_or_path: str):
     from paddlenlp.transformers import AutoTokenizer
 
     from . import e5_tokenizer  # noqa: F401  (registers E5Tokenizer with PaddleNLP's AutoTokenizer)
@@ -100,12 +100,12 @@ def init_backbone(name_or_path, cls=None, **kwargs):
     return cls.from_config(config)
 
 
-def hidden_size(model):
+def hidden_size(model: object) -> int:
     config = model.config
     return config["hidden_size"] if isinstance(config, dict) else config.hidden_size
 
 
-def pooling_mode(model, requested="auto"):
+def pooling_mode(model: object, requested: str = "auto") -> str:
     """'cls' (the backbone's pooler) or 'mean'; 'auto' reads `pooling_mode` from the config."""
     if requested != "auto":
         return requested

@@ -1,10 +1,19 @@
 """The one model-building path shared by the pairwise model, the cross-encoder and the recall encoder."""
 
+from collections.abc import Callable
+
 from . import backbone, checkpoint
 from .ranker import backbone_source
 
 
-def build_model(model_name_or_path, params_path, make, backbone_cls=None, backbone_kwargs=None, pooling="auto"):
+def build_model(
+    model_name_or_path: str | None,
+    params_path: str | None,
+    make: Callable,
+    backbone_cls: type | None = None,
+    backbone_kwargs: dict | None = None,
+    pooling: str = "auto",
+) -> tuple:
     """backbone source -> tokenizer -> the checkpoint's meta -> backbone -> pooling -> wrapper -> weights.
 
     The backbone is the pretrained one (`model_name_or_path`), or, with `params_path`, its architecture

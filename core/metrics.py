@@ -1,6 +1,7 @@
 """Ranking metrics: exact AUC, per-query NDCG@k and MRR."""
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -19,7 +20,7 @@ def _average_ranks(x):
     return ranks
 
 
-def auc(labels, scores):
+def auc(labels: Sequence[int], scores: Sequence[float]) -> float:
     """Exact ROC AUC (Mann-Whitney U); a tie between a positive and a negative counts 1/2.
 
     labels: 0/1 values; scores: higher means more relevant.
@@ -39,7 +40,7 @@ def auc(labels, scores):
     return float(u / (n_pos * n_neg))
 
 
-def roc_curve(labels, scores):
+def roc_curve(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """False- and true-positive rates at every distinct threshold (for plots)."""
     labels = np.asarray(labels).astype(np.int64).ravel()
     scores = np.asarray(scores, dtype=np.float64).ravel()
@@ -60,14 +61,14 @@ def _group(queries, labels, scores):
     return groups
 
 
-def dcg(gains):
+def dcg(gains: Sequence[float]) -> float:
     gains = np.asarray(gains, dtype=np.float64)
     if gains.size == 0:
         return 0.0
     return float(((2.0**gains - 1.0) / np.log2(np.arange(2, gains.size + 2))).sum())
 
 
-def ndcg_at_k(queries, labels, scores, k=10):
+def ndcg_at_k(queries: Sequence[str], labels: Sequence[int], scores: Sequence[float], k: int = 10) -> float:
     """Mean over queries of NDCG@k with graded labels (gain 2^label - 1).
 
     Within a query, ties in score are broken by input order. Queries whose labels are all
@@ -83,7 +84,9 @@ def ndcg_at_k(queries, labels, scores, k=10):
     return float(np.mean(values)) if values else 0.0
 
 
-def mrr(queries, labels, scores, k=None, relevant=1):
+def mrr(
+    queries: Sequence[str], labels: Sequence[int], scores: Sequence[float], k: int | None = None, relevant: int = 1
+) -> float:
     """Mean reciprocal rank of the first item with label >= relevant, over every query.
 
     A query with no relevant item in its top k (or none at all) contributes 0.
@@ -102,7 +105,7 @@ def mrr(queries, labels, scores, k=None, relevant=1):
     return float(np.mean(values)) if values else 0.0
 
 
-def recall_at_k(retrieved, relevant, ks=(1, 5, 10, 20, 50)):
+def recall_at_k(retrieved: dict, relevant: dict, ks: Sequence[int] = (1, 5, 10, 20, 50)) -> dict:
     """Recall@k over every query: the share of a query's relevant documents found in its top k,
     averaged over all queries (a query with nothing retrieved counts 0; several relevant
     documents per query are allowed). retrieved: ranked id lists; relevant: id collections."""
@@ -120,7 +123,7 @@ def recall_at_k(retrieved, relevant, ks=(1, 5, 10, 20, 50)):
     return out
 
 
-def mrr_at_k(retrieved, relevant, k=10):
+def mrr_at_k(retrieved: dict, relevant: dict, k: int = 10) -> float:
     """Mean reciprocal rank of the first relevant document within the top k, over every query."""
     values = []
     for ranked, rel in zip(retrieved, relevant):

@@ -21,7 +21,7 @@ def run_cli(main):
         sys.exit(2)
 
 
-def backbone_source(params_path, model_name_or_path):
+def backbone_source(params_path: str | None, model_name_or_path: str | None) -> str:
     """A checkpoint carries its backbone config and tokenizer: prefer them to --model_name_or_path."""
     if params_path:
         d = checkpoint.ckpt_dir_of(checkpoint.params_path(params_path))
@@ -30,7 +30,7 @@ def backbone_source(params_path, model_name_or_path):
     return model_name_or_path
 
 
-def set_threads(n):
+def set_threads(n: int) -> None:
     """Set Paddle's CPU math-library threads, also when Paddle is already loaded (the environment
     variables alone are read only at start), and the variables for child processes."""
     if n and n > 0:
@@ -64,7 +64,7 @@ def score_pairs(predict, tokenizer, pairs, max_seq_length=128, batch_size=32):
     return out
 
 
-def export_static(model, output_path, prefix="inference", output_name=None):
+def export_static(model: object, output_path: str, prefix: str = "inference", output_name: str | None = None) -> str:
     """Save `model.predict(input_ids, token_type_ids)` as a static graph output_path/prefix.* (the one export
     path of every model kind), with the limits of its inputs; `output_name` names the graph's output."""
     import paddle

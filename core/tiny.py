@@ -2,9 +2,10 @@
 
 import os
 import string
+from collections.abc import Sequence
 
 
-def build_vocab(texts):
+def build_vocab(texts: Sequence[str]) -> list[str]:
     chars = set()
     for t in texts:
         chars.update(c for c in t.lower() if not c.isspace())

@@ -18,7 +18,7 @@ from . import checkpoint
 from .data import batch_indices, num_batches
 
 
-def set_seed(seed):
+def set_seed(seed: int) -> None:
     import paddle
 
     random.seed(seed)
@@ -26,7 +26,7 @@ def set_seed(seed):
     paddle.seed(seed)
 
 
-def init_device(device="cpu"):
+def init_device(device: str = "cpu") -> tuple[int, int]:
     """Set the device and, under paddle.distributed.launch, the process group. Returns (rank, world)."""
     import paddle
     import paddle.distributed as dist
@@ -53,12 +53,12 @@ class Curves:
         self.writer = LogWriter(logdir=logdir)
         self.history = {}
 
-    def add(self, tag, step, value):
+    def add(self, tag: str, step: int, value: float) -> None:
         value = float(value)
         self.writer.add_scalar(tag=tag, step=int(step), value=value)
         self.history.setdefault(tag, []).append((int(step), value))
 
-    def close(self):
+    def close(self) -> None:
         self.writer.close()
         if not self.history:
             return
@@ -79,7 +79,7 @@ class Curves:
         plt.close(fig)
 
 
-def finish_parallel():
+def finish_parallel() -> None:
     """Leave data-parallel training together, in order.
 
     Without this, the other ranks exit while rank 0 still writes the last checkpoint, and each
@@ -93,7 +93,7 @@ def finish_parallel():
     dist.destroy_process_group()
 
 
-def format_eta(seconds):
+def format_eta(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
     seconds = int(seconds)
@@ -102,7 +102,7 @@ def format_eta(seconds):
     return f"{h}:{m:02d}:{s:02d}"
 
 
-def weights_digest(model):
+def weights_digest(model: object) -> str:
     """SHA-256 over all parameters (names, shapes and float32 bytes) of a model."""
     import hashlib
 
