@@ -1,9 +1,12 @@
-"""Ranking quality on KUAKE-QTR dev: fine-tuned pairwise model and cross-encoder vs baselines.
+"""Ranking quality on KUAKE-QTR dev and on unseen queries: fine-tuned pairwise model and cross-encoder vs baselines.
 
     python benchmarks/ranking_quality.py --data_dir data --ce_steps 300 --pairwise_steps 200
 
-Every system scores the same dev pairs (data/sort/dev_pairwise.csv). AUC uses the binary label
-(KUAKE label >= 2); NDCG@3 uses the graded KUAKE labels 0..3 per query. Baselines: character-set
+Every system scores the same pairs of two sets: dev (data/sort/dev_graded.csv; most of its queries
+also occur in train) and the query-disjoint holdout (data/sort/holdout_graded.csv: train queries held
+out of every training file, none in dev). AUC uses the binary label (KUAKE label >= 2); NDCG@3 and
+NDCG@10 the graded labels 0..3 per query (queries with 2+ titles); MRR: the first relevant title.
+Baselines: character-set
 Jaccard, BM25 over jieba words (statistics from recall/corpus.csv), zero-shot e5 cosine.
 Writes benchmarks/results/ranking_quality.{md,json} and ranking_quality_roc.png.
 """
@@ -17,20 +20,38 @@ import report
 from baselines import BM25, e5_cosine_scores, jaccard_scores
 
 from core.data import read_labeled_pairs, read_tsv
-from core.metrics import auc, ndcg_at_k, roc_curve
-from core.text import clean_field
+from core.metrics import auc, mrr, ndcg_at_k, roc_curve
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def graded_labels(kuake_dir, pairs):
-    label = {}
-    for r in json.load(open(os.path.join(kuake_dir, "dev.json"), encoding="utf-8")):
-        label.setdefault((clean_field(r["query"]), clean_field(r["title"])), int(r["label"]))
-    return [label[p] for p in pairs]
+def load_set(data_dir, name):
+    rows = read_labeled_pairs(os.path.join(data_dir, f"sort/{name}_graded.csv"), label_values=(0, 1, 2, 3))
+    pairs = [(r["query"], r["title"]) for r in rows]
+    graded = [r["label"] for r in rows]
+    return {"pairs": pairs, "graded": graded, "labels": [int(g >= 2) for g in graded]}
 
 
-def train_and_score(kind, args, dev_pairs):
+def set_metrics(ev, scores):
+    """AUC, NDCG@3/@10 (queries with 2+ titles), MRR of one system on one evaluation set."""
+    from collections import Counter
+
+    queries = [q for q, _ in ev["pairs"]]
+    n_titles = Counter(queries)
+    multi = [i for i, q in enumerate(queries) if n_titles[q] >= 2]
+
+    def sub(xs):
+        return [xs[i] for i in multi]
+
+    return {
+        "auc": round(auc(ev["labels"], scores), 4),
+        "ndcg3": round(ndcg_at_k(sub(queries), sub(ev["graded"]), sub(list(scores)), 3), 4),
+        "ndcg10": round(ndcg_at_k(sub(queries), sub(ev["graded"]), sub(list(scores)), 10), 4),
+        "mrr": round(mrr(queries, ev["labels"], list(scores)), 4),
+    }
+
+
+def train_and_score(kind, args, sets):
     save = os.path.join(args.work_dir, kind)
     lr = args.pairwise_learning_rate if kind == "pairwise" and args.pairwise_learning_rate else args.learning_rate
     common = [
@@ -104,7 +125,7 @@ def train_and_score(kind, args, dev_pairs):
     export_main(build, "", ["--params_path", result["last_checkpoint"], "--output_path", export_dir])
     t1 = time.time()
     engine = RankerEngine(export_dir, max_seq_length=args.max_seq_length, cpu_threads=2)
-    scores = engine.score(dev_pairs)
+    scores = {name: engine.score(ev["pairs"]) for name, ev in sets.items()}
     info = {
         "pooling": args.pairwise_pooling if kind == "pairwise" else "backbone default",
         "steps": result["global_step"],
@@ -156,23 +177,21 @@ def main():
     args = p.parse_args()
     systems = args.systems.split(",")
 
-    rows = read_labeled_pairs(os.path.join(args.data_dir, "sort/dev_pairwise.csv"))
-    pairs = [(r["query"], r["title"]) for r in rows]
-    labels = [r["label"] for r in rows]
-    graded = graded_labels(args.kuake_dir, pairs)
-    queries = [q for q, _ in pairs]
-    scores, trained = {}, {}
+    sets = {name: load_set(args.data_dir, name) for name in ("dev", "holdout")}
+    ev_dev = sets["dev"]
+    labels = ev_dev["labels"]
+    scores, trained = {}, {}  # scores[system][set] = scores of that set's pairs
     if "char_jaccard" in systems:
-        scores["char_jaccard"] = jaccard_scores(pairs)
+        scores["char_jaccard"] = {n: jaccard_scores(ev["pairs"]) for n, ev in sets.items()}
     if "bm25" in systems:
         corpus = [r["title"] for r in read_tsv(os.path.join(args.data_dir, "recall/corpus.csv"), ("title",))]
-        scores["bm25"] = BM25(corpus).score_pairs(pairs)
+        bm25 = BM25(corpus)
+        scores["bm25"] = {n: bm25.score_pairs(ev["pairs"]) for n, ev in sets.items()}
     if "zero_shot_e5" in systems:
         from core.backbone import load_backbone, load_tokenizer
 
-        scores["zero_shot_e5"] = e5_cosine_scores(
-            pairs, load_backbone("multilingual-e5-small"), load_tokenizer("multilingual-e5-small")
-        )
+        e5, e5_tok = load_backbone("multilingual-e5-small"), load_tokenizer("multilingual-e5-small")
+        scores["zero_shot_e5"] = {n: e5_cosine_scores(ev["pairs"], e5, e5_tok) for n, ev in sets.items()}
     previous, runs_tried = {}, []
     prev_file = os.path.join(args.out, "ranking_quality.json")
     if os.path.isfile(prev_file):
@@ -184,17 +203,22 @@ def main():
             from core.engine import RankerEngine
 
             engine = RankerEngine(os.path.join(args.work_dir, kind + "_export"), max_seq_length=args.max_seq_length)
-            scores[kind], trained[kind] = engine.score(pairs), dict(previous[kind], reused_from_previous_run=True)
-            print(f"{kind}: dev auc {auc(labels, scores[kind]):.4f} (exported model of the previous run)", flush=True)
+            scores[kind] = {n: engine.score(ev["pairs"]) for n, ev in sets.items()}
+            trained[kind] = dict(previous[kind], reused_from_previous_run=True)
+            print(f"{kind}: dev auc {auc(labels, scores[kind]['dev']):.4f} (exported model of the previous run)")
         elif kind in systems:
-            scores[kind], trained[kind] = train_and_score(kind, args, pairs)
-            print(f"{kind}: dev auc {auc(labels, scores[kind]):.4f}", flush=True)
+            scores[kind], trained[kind] = train_and_score(kind, args, sets)
+            print(f"{kind}: dev auc {auc(labels, scores[kind]['dev']):.4f}", flush=True)
 
-    dev_auc = {k: round(auc(labels, v), 4) for k, v in scores.items()}
+    metrics = {k: {n: set_metrics(sets[n], v[n]) for n in sets} for k, v in scores.items()}
+    dev_auc = {k: m["dev"]["auc"] for k, m in metrics.items()}
     if "pairwise" in trained and not trained["pairwise"].get("reused_from_previous_run"):
         for r in runs_tried:
             if r.get("note") == "the run in the table above":
                 r["note"] = "earlier run of this script"
+            if "data" not in r:  # runs from before the query-disjoint holdout existed
+                r["data"] = "all train queries"
+                r["note"] = r.get("note", "") + " (trained on all train queries, before the holdout split)"
         t = trained["pairwise"]
         runs_tried.append(
             {
@@ -208,33 +232,38 @@ def main():
                 "train_seconds": t["train_seconds"],
                 "final_loss": t["final_loss"],
                 "note": "the run in the table above",
+                "data": "train without the holdout queries",
             }
         )
-    # NDCG only ranks something for queries with 2+ dev titles (most dev queries have one)
-    from collections import Counter
-
-    n_titles = Counter(queries)
-    multi = [i for i, q in enumerate(queries) if n_titles[q] >= 2]
-    dev_ndcg3 = {
-        k: round(ndcg_at_k([queries[i] for i in multi], [graded[i] for i in multi], [v[i] for i in multi], 3), 4)
-        for k, v in scores.items()
-    }
     data = {
+        "metrics": metrics,
         "dev_auc": dev_auc,
-        "dev_ndcg3": dev_ndcg3,
-        "dev_pairs": len(pairs),
-        "dev_queries": len(set(queries)),
-        "ndcg_queries": len({queries[i] for i in multi}),
-        "ndcg_pairs": len(multi),
+        "sets": {n: {"pairs": len(ev["pairs"]), "queries": len({q for q, _ in ev["pairs"]})} for n, ev in sets.items()},
         "trained": trained,
         "backbone": args.model_name_or_path,
-        "targets": {"cross_encoder_auc": 0.85, "pairwise_auc": 0.83},
+        "targets": {
+            "cross_encoder_auc": 0.85,
+            "pairwise_auc": 0.83,
+            "cross_encoder_holdout_auc": 0.87,
+            "pairwise_holdout_auc": 0.85,
+        },
         "pairwise_runs": runs_tried,
     }
-    body = report.table(["system", "dev AUC", "dev NDCG@3 (graded)"], [(k, dev_auc[k], dev_ndcg3[k]) for k in scores])
+    cols = ["AUC", "NDCG@3", "NDCG@10", "MRR"]
+    body = report.table(
+        ["system"] + [f"dev {c}" for c in cols] + [f"unseen {c}" for c in cols],
+        [
+            (k, *(m[n][key] for n in ("dev", "holdout") for key in ("auc", "ndcg3", "ndcg10", "mrr")))
+            for k, m in metrics.items()
+        ],
+    )
+    d, h = data["sets"]["dev"], data["sets"]["holdout"]
     body += (
-        f"\n\nAUC over all {len(pairs)} dev pairs (relevant = label >= 2). NDCG@3 with graded labels 0..3 over "
-        f"the {data['ndcg_queries']} dev queries that have 2 or more titles ({len(multi)} pairs)."
+        f"\n\ndev: {d['pairs']} pairs, {d['queries']} queries, most of which also occur in train. unseen: the "
+        f"query-disjoint holdout, {h['pairs']} pairs of {h['queries']} train queries held out of every training "
+        "file (datasets/prepare_kuake_qtr.py --holdout_fraction 0.15), none of them in dev. AUC over all pairs "
+        "(relevant = label >= 2); NDCG@k with the graded labels 0..3 over the queries with 2 or more titles; MRR "
+        "of the first relevant title over every query."
     )
     if trained:
         body += "\n\nWhat was trained (backbone %s, 12 layers, hidden 384):\n\n" % args.model_name_or_path
@@ -254,7 +283,7 @@ def main():
                 for k, v in trained.items()
             ],
         )
-        sizes = {"cross_encoder": 19785, "pairwise": 15791}
+        sizes = {"cross_encoder": 17015, "pairwise": 13731}
         body += (
             "\n\nReduced run: a full fine-tune (PaddleNLP's 3 epochs) of this 12-layer model takes hours on 2 "
             "CPU cores, so each model saw only part of one epoch: "
@@ -293,7 +322,7 @@ def main():
 
     plt.figure(figsize=(5.5, 5))
     for k, v in scores.items():
-        fpr, tpr = roc_curve(labels, v)
+        fpr, tpr = roc_curve(labels, v["dev"])
         plt.plot(fpr, tpr, label=f"{k} (AUC {dev_auc[k]:.3f})")
     plt.plot([0, 1], [0, 1], "k:", lw=0.8)
     plt.xlabel("false positive rate")

@@ -12,10 +12,18 @@ Writes (tab-separated, UTF-8; see datasets/README.md for the formats):
   recall/train.csv         query,title                   (relevant pairs of train)
   recall/corpus.csv        title                         (every unique title of all three files)
   recall/dev.csv           query,title                   (relevant pairs of dev)
+  sort/dev_graded.csv      header query,title,label      (dev with the graded labels 0..3, for NDCG)
+A query-disjoint validation split of train, for quality on unseen queries (--holdout_fraction, default
+0.15 of the train queries, chosen by a hash among those that do not occur in dev; the train files above
+exclude them, so its queries occur neither in training nor in dev):
+  sort/holdout_pairwise.csv header query,title,label     (label 1 when KUAKE label >= 2)
+  sort/holdout_graded.csv   header query,title,label     (graded labels 0..3)
+  recall/holdout.csv        query,title                  (relevant pairs)
 The output is deterministic: the same input gives byte-identical files.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -90,7 +98,15 @@ def main():
         "--src", default="../shared/datasets/kuake_qtr", help="folder with train.json, dev.json, test_unlabeled.json"
     )
     p.add_argument("--out", default="data", help="output folder")
+    p.add_argument(
+        "--holdout_fraction",
+        type=float,
+        default=0.15,
+        help="share of the train queries held out (chosen among those not in dev) as a query-disjoint split; 0: none",
+    )
     args = p.parse_args()
+    if not 0 <= args.holdout_fraction < 1:
+        sys.exit(f"--holdout_fraction must be in [0, 1), got {args.holdout_fraction}")
 
     train, s1 = load(os.path.join(args.src, "train.json"))
     dev, s2 = load(os.path.join(args.src, "dev.json"))
@@ -100,6 +116,26 @@ def main():
 
     def binary(rows):
         return [(q, t, int(label >= RELEVANT)) for q, t, label in rows]
+
+    dev_queries = {q for q, _, _ in dev}
+
+    def rank(q):  # a deterministic pseudo-random order of the queries
+        return hashlib.md5(q.encode("utf-8")).hexdigest()
+
+    train_queries = unique(q for q, _, _ in train)
+    eligible = sorted((q for q in train_queries if q not in dev_queries), key=rank)
+    held = set(eligible[: round(args.holdout_fraction * len(train_queries))])
+
+    def held_out(q):
+        return q in held
+
+    all_train = train
+    holdout = [r for r in train if held_out(r[0])]
+    train = [r for r in train if not held_out(r[0])]
+    print(
+        f"query-disjoint holdout: {len({q for q, _, _ in holdout})} queries, {len(holdout)} pairs "
+        f"(train keeps {len({q for q, _, _ in train})} queries)"
+    )
 
     out = args.out
     write(
@@ -112,8 +148,12 @@ def main():
     write(os.path.join(out, "rank/train.csv"), ("query", "title", "label"), binary(train))
     write(os.path.join(out, "rank/dev_pairwise.csv"), ("query", "title", "label"), binary(dev))
     write(os.path.join(out, "recall/train.csv"), None, unique((q, t) for q, t, l in train if l >= RELEVANT))
-    write(os.path.join(out, "recall/corpus.csv"), None, [(t,) for t in unique(t for _, t, _ in train + dev + test)])
+    write(os.path.join(out, "recall/corpus.csv"), None, [(t,) for t in unique(t for _, t, _ in all_train + dev + test)])
     write(os.path.join(out, "recall/dev.csv"), None, unique((q, t) for q, t, l in dev if l >= RELEVANT))
+    write(os.path.join(out, "sort/dev_graded.csv"), ("query", "title", "label"), dev)
+    write(os.path.join(out, "sort/holdout_pairwise.csv"), ("query", "title", "label"), binary(holdout))
+    write(os.path.join(out, "sort/holdout_graded.csv"), ("query", "title", "label"), holdout)
+    write(os.path.join(out, "recall/holdout.csv"), None, unique((q, t) for q, t, l in holdout if l >= RELEVANT))
 
 
 if __name__ == "__main__":

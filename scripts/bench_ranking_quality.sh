@@ -3,5 +3,5 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
-[ -f "$DATA_DIR/sort/dev_pairwise.csv" ] || bash scripts/prepare_data.sh
+[ -f "$DATA_DIR/sort/holdout_graded.csv" ] || bash scripts/prepare_data.sh
 "$PYTHON" -u benchmarks/ranking_quality.py --data_dir "$DATA_DIR" "$@"

@@ -16,6 +16,10 @@ FILES = [
     "recall/train.csv",
     "recall/corpus.csv",
     "recall/dev.csv",
+    "sort/dev_graded.csv",
+    "sort/holdout_pairwise.csv",
+    "sort/holdout_graded.csv",
+    "recall/holdout.csv",
 ]
 
 
@@ -28,6 +32,38 @@ def test_prepare_writes_every_file_deterministically(data_dir, tmp_path):
     for f in FILES:
         assert f in p.stdout and "rows" in p.stdout
     assert digest(tmp_path) == digest(data_dir)
+
+
+def test_holdout_queries_are_unseen_by_training_and_dev(data_dir):
+    """The query-disjoint split: ~15% of the train queries, none in dev, none in any training file."""
+    import json
+
+    from core.data import read_tsv
+    from core.text import clean_field
+
+    holdout = read_labeled_pairs(str(data_dir / "sort/holdout_graded.csv"), label_values=(0, 1, 2, 3))
+    held = {r["query"] for r in holdout}
+    binary = read_labeled_pairs(str(data_dir / "sort/holdout_pairwise.csv"))
+    assert [(r["query"], r["title"], int(g["label"] >= 2)) for r, g in zip(binary, holdout)] == [
+        (g["query"], g["title"], r["label"]) for r, g in zip(binary, holdout)
+    ]
+    src_train = json.load(open(os.path.join(KUAKE, "train.json"), encoding="utf-8"))
+    train_queries = {clean_field(r["query"]) for r in src_train if r["query"].strip() and r["title"].strip()}
+    assert held <= train_queries and 0.13 < len(held) / len(train_queries) < 0.17
+    dev = {r["query"] for r in read_labeled_pairs(str(data_dir / "sort/dev_pairwise.csv"))}
+    assert not held & dev
+    for f, cols in (
+        ("sort/train_pairwise.csv", ("query", "title", "neg_title", "label", "neg_label")),
+        ("rank/train.csv", ("query", "title", "label")),
+        ("recall/train.csv", ("query", "title")),
+    ):
+        trained_on = {r["query"] for r in read_tsv(str(data_dir / f), cols, optional=len(cols) - 2)}
+        assert not held & trained_on, f
+    recall_holdout = {r["query"] for r in read_tsv(str(data_dir / "recall/holdout.csv"), ("query", "title"))}
+    assert recall_holdout <= held
+    # every title, held out or not, is still in the corpus the index is built from
+    corpus = set(l.rstrip("\n") for l in open(data_dir / "recall/corpus.csv", encoding="utf-8"))
+    assert {r["title"] for r in holdout} <= corpus
 
 
 def test_prepared_files_read_back_with_the_documented_columns(data_dir):
