@@ -44,8 +44,8 @@ def e5_embed(texts, model, tokenizer, prefix, batch_size=64, max_seq_length=128)
     """L2-normalised mean-pooled embeddings of `prefix + text` with a (converted e5) backbone."""
     import paddle
 
-    from .data import pad, run_by_length
-    from .pooling import encode
+    from core.data import pad, run_by_length
+    from core.pooling import encode
 
     ids = [
         [tokenizer.bos_token_id] + x[: max_seq_length - 2] + [tokenizer.eos_token_id]
