@@ -3,7 +3,15 @@
 from collections.abc import Callable
 
 from . import backbone, checkpoint
-from .ranker import backbone_source
+
+
+def backbone_source(params_path: str | None, model_name_or_path: str | None) -> str:
+    """A checkpoint carries its backbone config and tokenizer: prefer them to --model_name_or_path."""
+    if params_path:
+        d = checkpoint.ckpt_dir_of(checkpoint.params_path(params_path))
+        if backbone.is_model_dir(d):
+            return d
+    return model_name_or_path
 
 
 def build_model(

@@ -1,11 +1,40 @@
-"""The export_model.py entry point shared by both rankers."""
+"""Export: dynamic graph -> static graph (the one path of every model kind), and the export_model.py entry point."""
 
 import argparse
 import json
 import os
 
 from .checkpoint import RANKER
-from .ranker import export_static
+
+INPUT_NAMES = ("input_ids", "token_type_ids")
+
+
+def export_static(model: object, output_path: str, prefix: str = "inference", output_name: str | None = None) -> str:
+    """Save `model.predict(input_ids, token_type_ids)` as a static graph output_path/prefix.* (the one export
+    path of every model kind), with the limits of its inputs; `output_name` names the graph's output."""
+    import paddle
+
+    class Scorer(paddle.nn.Layer):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, token_type_ids):  # first parameter must be `self` for jit.save
+            return self.inner.predict(input_ids, token_type_ids)
+
+    scorer = Scorer(model)
+    scorer.eval()
+    spec = [paddle.static.InputSpec(shape=[None, None], dtype="int64", name=n) for n in INPUT_NAMES]
+    static = paddle.jit.to_static(scorer, input_spec=spec, full_graph=True)
+    os.makedirs(output_path, exist_ok=True)
+    prefix_path = os.path.join(output_path, prefix)
+    paddle.jit.save(static, prefix_path)
+    from .inference import name_output, write_limits
+
+    if output_name:
+        name_output(output_path, output_name, prefix)
+    write_limits(model, output_path)
+    return prefix_path
 
 
 def export_main(build, description, argv=None):

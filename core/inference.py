@@ -18,6 +18,17 @@ ONNX_FILE = "inference.onnx"
 ONNX_INT8_FILE = "inference.int8.onnx"
 
 
+def set_threads(n: int) -> None:
+    """Set Paddle's CPU math-library threads, also when Paddle is already loaded (the environment
+    variables alone are read only at start), and the variables for child processes."""
+    if n and n > 0:
+        for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[k] = str(n)
+        import paddle
+
+        paddle.base.core.set_num_threads(int(n))
+
+
 LIMITS_FILE = "model_limits.json"
 
 

@@ -6,8 +6,8 @@ the two classes inside the graph), shape [batch].
         --output_path ./output/cross_encoder
 """
 
+from core.cli import run_cli
 from core.exporting import export_main
-from core.ranker import run_cli
 from cross_encoder.common import build
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@
 
 import argparse
 
-from core.evaluation import add_predict_args, predict_file
-from core.ranker import run_cli
+from core.cli import run_cli
+from core.prediction import add_predict_args, predict_file
 from cross_encoder.common import build
 
 

@@ -6,9 +6,9 @@ Multi-GPU: python -u -m paddle.distributed.launch --gpus "0,1,2,3" cross_encoder
 """
 
 from core.args import training_parser
+from core.cli import run_cli
 from core.data import EncodedDataset, PairEncoder, collate_pairs, read_labeled_pairs
 from core.evaluation import auc_evaluator
-from core.ranker import run_cli
 from core.trainer import init_device, set_seed, train
 from cross_encoder.common import build
 

@@ -13,8 +13,9 @@ import argparse
 import os
 import shutil
 
+from core.cli import run_cli
 from core.errors import ModelLoadError
-from core.ranker import INPUT_NAMES, run_cli
+from core.exporting import INPUT_NAMES
 from deploy.serving_conf import CLIENT_CONF, SERVER_CONF, render
 
 SKIP = (".pdparams", ".pdopt")

@@ -5,8 +5,8 @@
     python ... --model_dir output/EXPORTED --backend paddle|onnxruntime   (static graph, faster)
 """
 
+from core.cli import run_cli
 from core.evaluation import evaluate_main
-from core.ranker import run_cli
 from ernie_matching.common import build
 
 

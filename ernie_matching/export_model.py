@@ -4,8 +4,8 @@
         --output_path ./output/pairwise
 """
 
+from core.cli import run_cli
 from core.exporting import export_main
-from core.ranker import run_cli
 from ernie_matching.common import build
 
 if __name__ == "__main__":

@@ -8,10 +8,10 @@ Multi-GPU: python -u -m paddle.distributed.launch --gpus "0,1,2,3" ernie_matchin
 import numpy as np
 
 from core.args import training_parser
+from core.cli import run_cli
 from core.data import EncodedDataset, PairEncoder, collate_pairs, read_labeled_pairs, read_pairwise_train
 from core.errors import DataError
 from core.evaluation import auc_evaluator
-from core.ranker import run_cli
 from core.trainer import init_device, set_seed, train
 from ernie_matching.common import build
 

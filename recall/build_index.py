@@ -13,8 +13,8 @@ import os
 import sys
 import time
 
+from core.cli import run_cli
 from core.inference import BACKENDS, default_threads
-from core.ranker import run_cli
 
 DEFAULT_URI = "work_dirs/milvus.db"
 DEFAULT_COLLECTION = "kuake_titles"

@@ -9,7 +9,7 @@ relevant titles, and recall@K is the share of them found in its top K.
 import argparse
 import json
 
-from core.ranker import run_cli
+from core.cli import run_cli
 
 
 def read_recall_results(path):

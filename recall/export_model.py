@@ -7,7 +7,7 @@ Feeds input_ids, token_type_ids; output: the L2-normalised embedding ("output_em
 
 import argparse
 
-from core.ranker import run_cli
+from core.cli import run_cli
 from recall.model import build, export
 
 

@@ -95,7 +95,7 @@ def export(model, tokenizer, meta, output_path):
     import json
     import os
 
-    from core.ranker import export_static
+    from core.exporting import export_static
 
     export_static(model, output_path, output_name="output_embedding")
     tokenizer.save_pretrained(output_path)

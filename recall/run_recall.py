@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from core.ranker import run_cli
+from core.cli import run_cli
 from recall.build_index import add_engine_args, add_index_args, encoder_engine
 
 

@@ -11,8 +11,8 @@ A running server does the same at POST /search.
 import argparse
 import json
 
+from core.cli import run_cli
 from core.inference import default_threads
-from core.ranker import run_cli
 from recall.build_index import add_engine_args, add_index_args
 
 

@@ -7,7 +7,7 @@ Multi-GPU: python -u -m paddle.distributed.launch --gpus "0,1,2,3" recall/train_
 recall@K every --eval_step steps and keeps the best checkpoint as model_best.
 """
 
-from core.ranker import run_cli
+from core.cli import run_cli
 from recall.training import parser, run
 
 

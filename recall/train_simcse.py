@@ -6,7 +6,7 @@ The train file holds one text per line (unsupervised; both views get the passage
 query\\ttitle pairs (supervised). Multi-GPU: python -u -m paddle.distributed.launch --gpus "0,1" ...
 """
 
-from core.ranker import run_cli
+from core.cli import run_cli
 from recall.training import parser, run
 
 

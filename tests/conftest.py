@@ -123,7 +123,7 @@ def served(tmp_path_factory, tiny_model):
     import paddle
 
     from core.engine import to_onnx
-    from core.ranker import export_static
+    from core.exporting import export_static
     from ernie_matching.common import build
 
     d = tmp_path_factory.mktemp("served")

@@ -217,7 +217,7 @@ def test_paddle_serving_style_start_answers_brpc_and_http_for_both_rankers_and_a
     from conftest import free_port, run
 
     from core.engine import RankerEngine
-    from core.ranker import export_static
+    from core.exporting import export_static
     from cross_encoder.common import build as build_cross_encoder
 
     paddle.seed(3)

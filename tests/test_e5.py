@@ -112,7 +112,7 @@ def test_rankers_accept_the_name(module):
     build = importlib.import_module(module).build
     model, tokenizer, config, meta = build("multilingual-e5-small")
     model.eval()
-    from core.ranker import score_pairs
+    from core.scoring import score_pairs
 
     probs = score_pairs(
         model.predict, tokenizer, [("感冒吃什么药", "感冒了吃什么药好得快"), ("头疼", "How to bake bread")]

@@ -10,10 +10,10 @@ Pairs longer than --max_seq_length are truncated (longest text first).
 import argparse
 import time
 
+from core.cli import run_cli
 from core.data import read_pairs
 from core.engine import RankerEngine
 from core.inference import BACKENDS
-from core.ranker import run_cli
 
 
 def main(argv=None):

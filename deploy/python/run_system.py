@@ -17,7 +17,7 @@ import json
 import os
 import time
 
-from core.ranker import run_cli
+from core.cli import run_cli
 from deploy.python.rpc_client import PipelineRpcClient
 
 
