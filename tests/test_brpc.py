@@ -258,7 +258,7 @@ def test_paddle_serving_style_start_answers_brpc_and_http_for_both_rankers_and_a
     from core.data import pad
 
     enc_ids, enc_types = pad([e[0] for e in enc]), pad([e[1] for e in enc])
-    ids, types = encoded(served, PAIRS)
+    ids, types = encoded(served, PAIRS * 5)  # a batch of 20 pairs, as the seed's rpc_client.py sends
     cases = [
         (
             served["dir"] / "serving_server",
