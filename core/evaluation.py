@@ -1,6 +1,8 @@
 """Evaluating a ranker on a labeled pair file: AUC, and NDCG@k / MRR per query."""
 
+import argparse
 import json
+from collections.abc import Callable, Sequence
 
 from .data import read_labeled_pairs
 from .inference import BACKENDS, default_threads, set_threads
@@ -9,7 +11,7 @@ from .scoring import score_pairs
 from .trainer import init_device
 
 
-def add_eval_args(p):
+def add_eval_args(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
         "--init_from_ckpt",
@@ -38,7 +40,7 @@ def add_eval_args(p):
     p.add_argument("--output_file", default=None, help="also write the metrics as JSON here")
 
 
-def evaluate_file(model, tokenizer, args, score_fn=None):
+def evaluate_file(model: object, tokenizer: object, args: argparse.Namespace, score_fn: Callable | None = None) -> dict:
     """Metrics of a dynamic model (model, tokenizer) or of any `score_fn(pairs) -> probabilities`."""
     set_threads(args.cpu_threads)
     init_device(args.device)
@@ -69,7 +71,9 @@ def evaluate_file(model, tokenizer, args, score_fn=None):
     return result
 
 
-def auc_evaluator(tokenizer, dev_rows, max_seq_length, batch_size):
+def auc_evaluator(
+    tokenizer: object, dev_rows: Sequence[dict], max_seq_length: int, batch_size: int
+) -> Callable[[object], float]:
     """evaluate(model) -> dev AUC, for the trainer's periodic evaluation."""
     pairs = [(r["query"], r["title"]) for r in dev_rows]
     labels = [r["label"] for r in dev_rows]
@@ -81,7 +85,7 @@ def auc_evaluator(tokenizer, dev_rows, max_seq_length, batch_size):
     return evaluate
 
 
-def evaluate_main(build, description, argv=None):
+def evaluate_main(build: Callable, description: str, argv: list[str] | None = None) -> dict:
     """evaluate.py of either ranker: a checkpoint (dynamic graph) or an exported model directory."""
     import argparse
 

@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+from collections.abc import Callable
 
 from .checkpoint import RANKER
 
@@ -37,7 +38,7 @@ def export_static(model: object, output_path: str, prefix: str = "inference", ou
     return prefix_path
 
 
-def export_main(build, description, argv=None):
+def export_main(build: Callable, description: str, argv: list[str] | None = None) -> str:
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--params_path", required=True, help="checkpoint dir or its model_state.pdparams")
     p.add_argument("--output_path", default="./output", help="where inference.json/.pdiparams are written")

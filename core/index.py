@@ -16,6 +16,7 @@ import json
 import os
 import time
 from collections import namedtuple
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -124,16 +125,16 @@ class MilvusIndex:
     # ---------------------------------------------------------------- build
     def build(
         self,
-        texts,
-        embed,
-        dim,
-        batch_size=256,
-        index_type="HNSW",
-        hnsw_m=16,
-        ef_construction=200,
-        meta=None,
-        progress=None,
-    ):
+        texts: Sequence[str],
+        embed: Callable[[list[str]], np.ndarray],
+        dim: int,
+        batch_size: int = 256,
+        index_type: str = "HNSW",
+        hnsw_m: int = 16,
+        ef_construction: int = 200,
+        meta: dict | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict:
         """Embed `texts` (embed(list_of_texts) -> [n, dim] float32) into a new collection, then switch.
 
         progress(done, total): called after every inserted batch. Returns info() of the new index.

@@ -3,7 +3,13 @@
 import paddle
 
 
-def encode(ptm, input_ids, token_type_ids=None, mode="cls", pad_token_id=0):
+def encode(
+    ptm: object,
+    input_ids: paddle.Tensor,
+    token_type_ids: paddle.Tensor | None = None,
+    mode: str = "cls",
+    pad_token_id: int = 0,
+) -> paddle.Tensor:
     """Run the backbone and pool: 'cls' = its pooler output, 'mean' = masked mean of tokens."""
     mask = paddle.cast(input_ids != pad_token_id, "float32")
     attention_mask = paddle.unsqueeze((1.0 - mask) * -1e4, axis=[1, 2])
@@ -16,7 +22,7 @@ def encode(ptm, input_ids, token_type_ids=None, mode="cls", pad_token_id=0):
     raise ValueError(f"unknown pooling mode {mode!r} (use cls or mean)")
 
 
-def concat_padded(a, b, value):
+def concat_padded(a: paddle.Tensor, b: paddle.Tensor, value: int) -> paddle.Tensor:
     """Rows of `a` then rows of `b` ([n, len] int tensors), the shorter padded with `value` to the longer's length
     (one backbone pass over both; the padding is masked out)."""
     width = max(a.shape[1], b.shape[1])

@@ -1,5 +1,6 @@
 """The predict entry points shared by both rankers: score a file of pairs, print and write them."""
 
+import argparse
 import os
 
 from .inference import set_threads
@@ -7,7 +8,7 @@ from .scoring import score_pairs
 from .trainer import init_device
 
 
-def add_predict_args(p):
+def add_predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--params_path",
         "--init_from_ckpt",
@@ -35,7 +36,15 @@ def add_predict_args(p):
     p.add_argument("--output_file", default=None, help="write query\\ttitle\\tpred_prob lines here")
 
 
-def predict_file(model, tokenizer, args, keys=("query", "title"), sort=False, topk=None, show=20):
+def predict_file(
+    model: object,
+    tokenizer: object,
+    args: argparse.Namespace,
+    keys: tuple[str, str] = ("query", "title"),
+    sort: bool = False,
+    topk: int | None = None,
+    show: int = 20,
+) -> list[dict]:
     """Score every pair of args.input_file; print `show` of them as dicts and write all to --output_file."""
     from .data import read_pairs
 

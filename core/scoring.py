@@ -1,11 +1,19 @@
 """Batched scoring of (query, title) pairs with a dynamic-graph model (evaluation and prediction)."""
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
 from .data import PairEncoder, pad
 
 
-def score_pairs(predict, tokenizer, pairs, max_seq_length=128, batch_size=32):
+def score_pairs(
+    predict: Callable,
+    tokenizer: object,
+    pairs: Sequence[tuple[str, str]],
+    max_seq_length: int = 128,
+    batch_size: int = 32,
+) -> np.ndarray:
     """Relevance probabilities of (query, title) pairs with `predict(input_ids, token_type_ids)`.
 
     Rows are sorted by length so each batch is padded only to its own longest row; the
