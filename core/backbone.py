@@ -67,7 +67,7 @@ def _from_hub(loader, name, what):
         ) from None
 
 
-def load_tokenizer(name_or_path: str):
+def load_tokenizer(name_or_path: str) -> object:
     from paddlenlp.transformers import AutoTokenizer
 
     from . import e5_tokenizer  # noqa: F401  (registers E5Tokenizer with PaddleNLP's AutoTokenizer)
@@ -77,7 +77,7 @@ def load_tokenizer(name_or_path: str):
     return _from_hub(AutoTokenizer.from_pretrained, src, "tokenizer")
 
 
-def load_backbone(name_or_path, cls=None, **kwargs):
+def load_backbone(name_or_path: str, cls: type | None = None, **kwargs: object) -> object:
     """Load a pretrained model with a PaddleNLP Auto class (AutoModel by default)."""
     from paddlenlp.transformers import AutoModel
 
@@ -87,7 +87,7 @@ def load_backbone(name_or_path, cls=None, **kwargs):
     return _from_hub(lambda n: cls.from_pretrained(n, **kwargs), src, "model")
 
 
-def init_backbone(name_or_path, cls=None, **kwargs):
+def init_backbone(name_or_path: str, cls: type | None = None, **kwargs: object) -> object:
     """Build the architecture from a config only (weights come from a checkpoint afterwards)."""
     from paddlenlp.transformers import AutoConfig, AutoModel
 

@@ -87,7 +87,7 @@ def keep_piece(index: int, piece: str) -> bool:
     return len(bare) == 1 and _single_char(ord(bare))
 
 
-def dequantize_q4(raw, rows, cols):
+def dequantize_q4(raw: bytes, rows: int, cols: int) -> np.ndarray:
     """Q4_0 blocks -> float32 [rows, cols]."""
     nb = cols // QK
     blocks = np.frombuffer(raw, dtype=np.uint8).reshape(rows * nb, 18)
@@ -99,7 +99,7 @@ def dequantize_q4(raw, rows, cols):
     return w.reshape(rows, cols)
 
 
-def read_bin(path):
+def read_bin(path: str) -> tuple:
     """Parse an E5S1 file: (hyper-parameters, tokenizer dict, tensors dict of numpy arrays)."""
     b = open(path, "rb").read()
     if b[:4] != b"E5S1":

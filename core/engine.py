@@ -54,7 +54,7 @@ class OrtBackend:
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def run(self, feeds):
+    def run(self, feeds: dict) -> np.ndarray:
         return self.session.run(self.output_names[:1], {n: feeds[n] for n in self.input_names})[0]
 
 
@@ -101,7 +101,7 @@ class Engine:
         self.max_positions = int(limits.get("max_position_embeddings", 512))
 
     @property
-    def input_names(self):
+    def input_names(self) -> list[str]:
         return list(INPUTS)
 
     def _run(self, feeds):

@@ -40,7 +40,7 @@ def is_lite(uri: str) -> bool:
     return "://" not in uri
 
 
-def connect(uri: str, token: str | None = None):
+def connect(uri: str, token: str | None = None) -> object:
     import logging
 
     from pymilvus import MilvusClient

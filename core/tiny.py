@@ -26,7 +26,7 @@ def make_tiny_ernie(
     seed=0,
     pooling_mode=None,
     arch="ernie",
-):
+) -> str:
     """Write a PaddleNLP model directory with random weights and a character vocabulary.
 
     arch "ernie" (ErnieModel) or "ernie_gram" (ErnieGramModel: its config has its own `embedding_size`,
@@ -67,7 +67,7 @@ def make_tiny_ernie(
     return out_dir
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     """python -m core.tiny --out DIR --data FILE...: a small random backbone for smoke runs."""
     import argparse
 

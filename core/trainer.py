@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -118,22 +119,22 @@ class _Interrupted(Exception):
 
 
 def train(
-    model,
-    dataset,
-    collate,
-    loss_fn,
-    args,
+    model: object,
+    dataset: Sequence,
+    collate: Callable,
+    loss_fn: Callable,
+    args: object,
     *,
-    tokenizer=None,
-    backbone_config=None,
-    meta=None,
-    evaluate=None,
-    metric_name="auc",
-    rank=0,
-    world_size=1,
-    amp_scale=None,
-    save_model=None,
-):
+    tokenizer: object = None,
+    backbone_config: object = None,
+    meta: dict | None = None,
+    evaluate: Callable | None = None,
+    metric_name: str = "auc",
+    rank: int = 0,
+    world_size: int = 1,
+    amp_scale: float | None = None,
+    save_model: object = None,
+) -> dict:
     """Train `model` on `dataset` (indexable, items fed to `collate`).
 
     loss_fn(model_or_dp, tensors) -> scalar loss. evaluate(model) -> float (higher is better).

@@ -21,7 +21,7 @@ from deploy.serving_conf import CLIENT_CONF, SERVER_CONF, render
 SKIP = (".pdparams", ".pdopt")
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dirname", required=True, help="directory of the exported model")
     p.add_argument("--model_filename", default=None, help="graph file (default: inference.json or .pdmodel)")
