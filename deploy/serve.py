@@ -57,10 +57,6 @@ IGNORED = (
 )
 
 
-def _bool(v):
-    return str(v).lower() in ("1", "true", "yes", "on", "")
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", nargs="?", default="start", help="start (stop: send SIGTERM to the process)")

@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from core.errors import DataError, InternalError, PipelineError, ReadTimeout, TooLarge, Unauthorized
+from core.errors import DataError, InternalError, NotFound, PipelineError, ReadTimeout, TooLarge, Unauthorized
 from deploy.protocols import pipeline as pipeline_proto
 from deploy.protocols import v1 as v1_proto
 from deploy.protocols import wire
@@ -170,8 +170,6 @@ def create_app(server: object) -> FastAPI:
     async def search(request: Request):
         def work(body, ctx):
             if server.search is None:
-                from core.errors import NotFound
-
                 raise NotFound("search is not configured on this server (add a 'search' block to its config)")
             return json_response(server.search.http(body, ctx))
 
