@@ -2,11 +2,15 @@
 
     .venv-bench/bin/python benchmarks/pytorch_reference.py crossencoder WEIGHTS.npz HF_DIR PAIRS.json OUT.json
     .venv-bench/bin/python benchmarks/pytorch_reference.py train CONFIG.json BATCHES.npz OUT.json
+    .venv-infinity/bin/python benchmarks/pytorch_reference.py hf_reranker WEIGHTS.npz SPEC.json HF_DIR
 
 `crossencoder`: builds a Hugging Face BertForSequenceClassification from our cross-encoder's weights
 (exported by benchmarks/serving.py as numpy), loads it with sentence-transformers' CrossEncoder and
 times `predict` at the given batch size. `train`: times fwd+bwd+AdamW steps of a BertModel with the
-same shapes as the Paddle training-speed run.
+same shapes as the Paddle training-speed run. `hf_reranker`: the same weights as a one-logit Hugging Face
+reranker directory (logit = l1 - l0, so its sigmoid is our probability), as re-ranking servers such as
+Infinity load it, with model.onnx and model_quantized.onnx (dynamic int8 as optimum's
+avx512_vnni config makes it), the files Infinity's optimum engine looks for.
 """
 
 import json
@@ -50,16 +54,10 @@ def paddle_to_hf(state, prefix="model.bert."):
     return out
 
 
-def crossencoder(weights, hf_dir, pairs_file, out_file):
-    import torch
-    from sentence_transformers import CrossEncoder
-    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+def bert_config(cfg, num_labels):
+    from transformers import BertConfig
 
-    spec = json.load(open(pairs_file, encoding="utf-8"))
-    torch.set_num_threads(spec["threads"])
-    state = dict(np.load(weights))
-    cfg = spec["config"]
-    config = BertConfig(
+    return BertConfig(
         vocab_size=cfg["vocab_size"],
         hidden_size=cfg["hidden_size"],
         num_hidden_layers=cfg["num_hidden_layers"],
@@ -69,18 +67,32 @@ def crossencoder(weights, hf_dir, pairs_file, out_file):
         type_vocab_size=cfg["type_vocab_size"],
         layer_norm_eps=cfg["layer_norm_eps"],
         pad_token_id=cfg["pad_token_id"],
-        num_labels=2,
+        num_labels=num_labels,
         hidden_act="gelu",
     )
-    model = BertForSequenceClassification(config)
-    missing, unexpected = model.load_state_dict(
-        {k: torch.from_numpy(v) for k, v in paddle_to_hf(state).items()}, strict=False
-    )
+
+
+def hf_model(state, cfg, num_labels=2):
+    """BertForSequenceClassification with our weights; num_labels=1 keeps the margin l1 - l0 as its logit."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    hf = paddle_to_hf(state)
+    if num_labels == 1:
+        hf["classifier.weight"] = hf["classifier.weight"][1:2] - hf["classifier.weight"][0:1]
+        hf["classifier.bias"] = hf["classifier.bias"][1:2] - hf["classifier.bias"][0:1]
+    model = BertForSequenceClassification(bert_config(cfg, num_labels))
+    missing, unexpected = model.load_state_dict({k: torch.from_numpy(v) for k, v in hf.items()}, strict=False)
     missing = [m for m in missing if "position_ids" not in m]
     if missing or unexpected:
         raise SystemExit(f"weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    model.save_pretrained(hf_dir)
-    tok = PreTrainedTokenizerFast(
+    return model.eval()
+
+
+def hf_tokenizer(spec):
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
         tokenizer_file=spec["tokenizer_json"],
         bos_token="<s>",
         eos_token="</s>",
@@ -90,7 +102,18 @@ def crossencoder(weights, hf_dir, pairs_file, out_file):
         sep_token="</s>",
         model_max_length=spec["max_seq_length"],
     )
-    tok.save_pretrained(hf_dir)
+
+
+def crossencoder(weights, hf_dir, pairs_file, out_file):
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    spec = json.load(open(pairs_file, encoding="utf-8"))
+    torch.set_num_threads(spec["threads"])
+    cfg = spec["config"]
+    model = hf_model(dict(np.load(weights)), cfg)
+    model.save_pretrained(hf_dir)
+    hf_tokenizer(spec).save_pretrained(hf_dir)
     ce = CrossEncoder(hf_dir, num_labels=2, max_length=spec["max_seq_length"], device="cpu")
     pairs = [tuple(p) for p in spec["pairs"]]
     ce.predict(pairs[: spec["batch_size"]], batch_size=spec["batch_size"])  # warm-up
@@ -172,5 +195,41 @@ def train(config_file, batches_file, out_file):
     )
 
 
+def hf_reranker(weights, spec_file, hf_dir):
+    import os
+
+    spec = json.load(open(spec_file, encoding="utf-8"))
+    model = hf_model(dict(np.load(weights)), spec["config"], num_labels=1)
+    model.config.max_position_embeddings = spec["config"]["max_position_embeddings"]
+    model.save_pretrained(hf_dir)
+    hf_tokenizer(spec).save_pretrained(hf_dir)
+    # the ONNX files a hub repository ships for Infinity's optimum engine: torch's exporter (optimum 1.27's
+    # exporter does not run on torch 2.13), then ONNX Runtime's dynamic int8 with the settings of optimum's
+    # AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True)
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    onnx_dir = hf_dir  # Infinity 0.0.78 + optimum 2.1 match the file by bare name: keep them at the top
+    ids = torch.tensor([[0, 10, 11, 2, 2, 12, 2]])
+    torch.onnx.export(
+        model,
+        (ids, torch.ones_like(ids)),
+        os.path.join(onnx_dir, "model.onnx"),
+        input_names=["input_ids", "attention_mask"],
+        output_names=["logits"],
+        dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}, "logits": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    quantize_dynamic(
+        os.path.join(onnx_dir, "model.onnx"),
+        os.path.join(onnx_dir, "model_quantized.onnx"),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul", "Attention", "Gather"],
+    )
+    print("wrote", hf_dir, sorted(os.listdir(hf_dir)))
+
+
 if __name__ == "__main__":
-    {"crossencoder": crossencoder, "train": train}[sys.argv[1]](*sys.argv[2:])
+    {"crossencoder": crossencoder, "train": train, "hf_reranker": hf_reranker}[sys.argv[1]](*sys.argv[2:])

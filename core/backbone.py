@@ -97,7 +97,11 @@ def init_backbone(name_or_path: str, cls: type | None = None, **kwargs: object) 
     config = _from_hub(AutoConfig.from_pretrained, src, "model config")
     for k, v in kwargs.items():
         setattr(config, k, v)
-    return cls.from_config(config)
+    archs = list(getattr(config, "architectures", None) or [])
+    net = cls.from_config(config)
+    if archs and not getattr(net.config, "architectures", None):  # from_config clears it; saved configs need it
+        net.config.architectures = archs
+    return net
 
 
 def hidden_size(model: object) -> int:
@@ -110,3 +114,26 @@ def pooling_mode(model: object, requested: str = "auto") -> str:
     if requested != "auto":
         return requested
     return getattr(model.config, "pooling_mode", None) or "cls"
+
+
+def keep_lower_layers(model: object, n: int) -> object:
+    """Cut a PaddleNLP encoder (a *Model or a *ForSequenceClassification) to its lower `n` layers, in place.
+
+    The config's num_hidden_layers becomes n, so a checkpoint saved afterwards rebuilds the smaller model.
+    The student of a distillation starts like this from its teacher (TinyBERT/MiniLM-style layer drop)."""
+    import paddle.nn as nn
+
+    base = getattr(model, getattr(model, "base_model_prefix", ""), model)
+    enc = base.encoder
+    layers = enc if isinstance(enc, nn.LayerList) else enc.layers
+    if not 1 <= n <= len(layers):
+        raise ValueError(f"--num_layers {n}: the backbone has {len(layers)} layers; choose 1..{len(layers)}")
+    kept = nn.LayerList(list(layers)[:n])
+    if isinstance(enc, nn.LayerList):
+        base.encoder = kept
+    else:
+        enc.layers = kept
+        enc.num_layers = n
+    for cfg in {id(c): c for c in (base.config, model.config)}.values():
+        cfg.num_hidden_layers = n
+    return model

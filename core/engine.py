@@ -80,14 +80,14 @@ class Engine:
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size
         self.pad_id = self.tokenizer.pad_token_id or 0
-        if backend == "paddle":
+        if backend in ("paddle", "paddle-bf16"):
             self.backend = PaddlePredictor(
                 model_dir,
                 device=device,
                 cpu_threads=cpu_threads,
                 enable_mkldnn=enable_mkldnn,
                 use_tensorrt=use_tensorrt,
-                precision=precision,
+                precision="bf16" if backend == "paddle-bf16" else precision,
             )
         elif backend in ("onnxruntime", "onnxruntime-int8"):
             self.backend = OrtBackend(model_dir, cpu_threads, int8=backend.endswith("int8") or precision == "int8")

@@ -6,7 +6,18 @@ import numpy as np
 
 from .errors import ModelLoadError
 
-BACKENDS = ("paddle", "onnxruntime", "onnxruntime-int8")  # the one list of engine backends
+# the one list of engine backends; paddle-bf16 is Paddle Inference with oneDNN in bfloat16 (CPUs with AVX512_BF16/AMX)
+BACKENDS = ("paddle", "paddle-bf16", "onnxruntime", "onnxruntime-int8")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512_BF16 or AMX), which Paddle's oneDNN bf16 kernels need."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def default_threads(requested: int | None = None) -> int:
@@ -121,6 +132,12 @@ class PaddlePredictor:
     ):
         from paddle import inference
 
+        if device != "gpu" and precision == "bf16" and not cpu_has_bf16():
+            raise ModelLoadError(
+                "backend paddle-bf16: this CPU has no native bfloat16 (avx512_bf16 or amx_bf16 in /proc/cpuinfo); "
+                "use paddle, onnxruntime or onnxruntime-int8"
+            )
+
         graph, params = model_files(model_dir, prefix)
         config = inference.Config(graph, params)
         if device == "gpu":
@@ -142,8 +159,10 @@ class PaddlePredictor:
         else:
             config.disable_gpu()
             config.set_cpu_math_library_num_threads(cpu_threads)
-            if enable_mkldnn:
+            if enable_mkldnn or precision == "bf16":
                 config.enable_mkldnn()
+            if precision == "bf16":  # oneDNN bf16 kernels for matmul/fc/layer_norm/softmax..., fp32 elsewhere
+                config.enable_mkldnn_bfloat16()
         config.disable_glog_info()
         config.switch_ir_optim(True)
         self.predictor = inference.create_predictor(config)

@@ -3,9 +3,16 @@
     python cross_encoder/train_ce.py --train_set data/rank/train.csv \
         --test_file data/rank/dev_pairwise.csv --save_dir checkpoints/cross_encoder
 Multi-GPU: python -u -m paddle.distributed.launch --gpus "0,1,2,3" cross_encoder/train_ce.py ...
+
+A smaller, faster ranker distilled from a trained one (the student starts as the teacher's lower layers):
+    python cross_encoder/train_ce.py --teacher checkpoints/cross_encoder/model_600 --num_layers 6 \
+        --train_set data/sort/train.csv --test_file data/sort/dev_pairwise.csv --save_dir checkpoints/ce_6l
 """
 
+import os
+
 from core.args import training_parser
+from core.backbone import keep_lower_layers
 from core.cli import run_cli
 from core.data import EncodedDataset, PairEncoder, collate_pairs, read_labeled_pairs
 from core.evaluation import auc_evaluator
@@ -28,10 +35,31 @@ def parse_args(argv=None):
     )
     p.add_argument("--use_amp", action="store_true", help="mixed precision (GPU only; ignored on cpu)")
     p.add_argument("--scale_loss", type=float, default=2**15, help="initial loss scaling for --use_amp")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--teacher",
+        default=None,
+        help="a trained cross-encoder checkpoint to distil from: its logit margin is the student's target",
+    )
+    p.add_argument(
+        "--num_layers",
+        type=int,
+        default=None,
+        help="keep only the lower N encoder layers (with --teacher: of the teacher's own weights)",
+    )
+    p.add_argument(
+        "--distill_alpha",
+        type=float,
+        default=0.5,
+        help="with --teacher: loss = alpha * MSE(student margin, teacher margin) + (1 - alpha) * cross-entropy",
+    )
+    args = p.parse_args(argv)
+    if not 0.0 <= args.distill_alpha <= 1.0:
+        p.error(f"--distill_alpha {args.distill_alpha}: must be within [0, 1]")
+    return args
 
 
 def main(argv=None):
+    import paddle
     import paddle.nn.functional as F
 
     args = parse_args(argv)
@@ -39,7 +67,16 @@ def main(argv=None):
     set_seed(args.seed)
     train_rows = read_labeled_pairs(args.train_set)
     dev_rows = read_labeled_pairs(args.test_file)
-    model, tokenizer, config, meta = build(args.model_name_or_path, dropout=args.dropout, pooling=args.pooling)
+    teacher = None
+    if args.teacher:  # the student starts from the teacher's weights; the teacher only scores
+        model, tokenizer, config, meta = build(args.model_name_or_path, params_path=args.teacher, dropout=args.dropout)
+        teacher = build(args.model_name_or_path, params_path=args.teacher)[0]
+        teacher.eval()
+        meta["distilled_from"] = {"teacher": args.teacher, "alpha": args.distill_alpha}
+    else:
+        model, tokenizer, config, meta = build(args.model_name_or_path, dropout=args.dropout, pooling=args.pooling)
+    if args.num_layers:
+        keep_lower_layers(model.model, args.num_layers)
     if rank == 0:
         print(f"{len(train_rows)} training pairs, {len(dev_rows)} dev pairs, backbone {args.model_name_or_path}")
     enc = PairEncoder(tokenizer, args.max_seq_length)
@@ -50,7 +87,14 @@ def main(argv=None):
         return collate_pairs(items, pad_id, pad_type)
 
     def loss_fn(net, t):
-        return F.cross_entropy(net(t[0], t[1]), t[2].astype("int64").unsqueeze(-1))
+        logits = net(t[0], t[1])
+        ce = F.cross_entropy(logits, t[2].astype("int64").unsqueeze(-1))
+        if teacher is None:
+            return ce
+        with paddle.no_grad():
+            target = teacher(t[0], t[1])
+        mse = F.mse_loss(logits[:, 1] - logits[:, 0], target[:, 1] - target[:, 0])
+        return args.distill_alpha * mse + (1.0 - args.distill_alpha) * ce
 
     evaluate = auc_evaluator(tokenizer, dev_rows, args.max_seq_length, args.batch_size)
 

@@ -25,7 +25,7 @@ A Paddle Serving config_nlp.yml itself is accepted too: every `op` whose
       - name: ranker         # the service name: POST /ranker/prediction
         model_dir: output/pairwise   # an export_model.py output or an export_to_serving.py serving_server/
         kind: ranker         # ranker | encoder
-        backend: paddle      # paddle | onnxruntime | onnxruntime-int8
+        backend: paddle      # paddle | paddle-bf16 | onnxruntime | onnxruntime-int8
         max_seq_length: 64   # longer (query, title) pairs are truncated, longest text first
         cpu_threads: 2
         batching: {max_batch_size: 32, max_wait_ms: 5}

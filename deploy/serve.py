@@ -1,7 +1,7 @@
 """Start the server the way C++ Paddle Serving is started, from a Paddle Serving model directory, no config file.
 
     python -m deploy.serve --model serving_server --port 8600 --thread 5 [--ir_optim True]
-        [--gpu_ids 0] [--precision fp32|int8] [--backend paddle|onnxruntime|onnxruntime-int8]
+        [--gpu_ids 0] [--precision fp32|int8|bf16] [--backend paddle|paddle-bf16|onnxruntime|onnxruntime-int8]
         [--host 127.0.0.1] [--api_key KEY] [--max_seq_length 128]
 
 The flags are `python -m paddle_serving_server.serve`'s. The port answers both of C++ Serving's
@@ -67,7 +67,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--gpu_ids", "--gpu_id", nargs="+", default=None)
     p.add_argument("--precision", default="fp32", choices=["fp32", "int8", "fp16", "bf16"])
     p.add_argument(
-        "--backend", default=None, choices=BACKENDS, help="default: paddle (onnxruntime-int8 for --precision int8)"
+        "--backend",
+        default=None,
+        choices=BACKENDS,
+        help="default: paddle (onnxruntime-int8 for --precision int8, paddle-bf16 for bf16)",
     )
     p.add_argument(
         "--ir_optim", nargs="?", const="true", default="true", help="accepted (graph optimisation is always on)"
@@ -98,9 +101,9 @@ def config_from_args(args: argparse.Namespace) -> dict:
     if os.path.isfile(meta):
         with open(meta) as f:
             kind = "encoder" if json.load(f).get("kind") == "encoder" else "ranker"
-    backend = args.backend or ("onnxruntime-int8" if args.precision == "int8" else "paddle")
-    if args.precision in ("fp16", "bf16"):
-        logging.warning("--precision %s: not available on this CPU build; serving fp32", args.precision)
+    backend = args.backend or {"int8": "onnxruntime-int8", "bf16": "paddle-bf16"}.get(args.precision, "paddle")
+    if args.precision == "fp16":
+        logging.warning("--precision fp16: a GPU precision; this CPU server serves fp32")
     if args.device != "cpu" or args.gpu_ids:
         logging.warning("--device/--gpu_ids: this server runs on CPU (Paddle Inference, ONNX Runtime)")
     raw = {

@@ -50,3 +50,17 @@ def test_recall_encoder_int8_is_quantized_and_close_to_fp32(tiny_model, tmp_path
     np.testing.assert_allclose(fp32, paddle, atol=1e-5)
     cos = np.sum(fp32 * int8, axis=1)
     assert np.all(cos > 0.98) and np.abs(fp32 - int8).max() > 0, cos
+
+
+def test_paddle_bf16_backend_runs_in_bf16_and_stays_close(served):
+    """paddle-bf16 (oneDNN bfloat16) differs from fp32 a little: not at all would mean it ran in fp32."""
+    from core.engine import RankerEngine
+    from core.inference import cpu_has_bf16
+
+    if not cpu_has_bf16():
+        pytest.skip("this CPU has no native bfloat16")
+    pairs = PAIRS * 4
+    fp32 = served["engine"].score(pairs)
+    bf16 = RankerEngine(served["exported"], backend="paddle-bf16", max_seq_length=32, cpu_threads=1).score(pairs)
+    diff = np.abs(bf16 - fp32).max()
+    assert 0 < diff < 0.05, diff

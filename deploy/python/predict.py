@@ -1,7 +1,7 @@
 """Score (query, title) pairs with an exported ranker: Paddle Inference or ONNX Runtime.
 
     python deploy/python/predict.py --model_dir output/pairwise --input_file data/sort/test_pairwise.csv \
-        --backend paddle|onnxruntime|onnxruntime-int8 --cpu_threads 2 [--enable_mkldnn] [--benchmark]
+        --backend paddle|paddle-bf16|onnxruntime|onnxruntime-int8 --cpu_threads 2 [--enable_mkldnn] [--benchmark]
 GPU (PaddleNLP's flags; not testable on CPU machines): --device gpu [--use_tensorrt --precision fp16].
 The tokenizer saved beside the graph by export_model.py is used unless --model_name_or_path is given.
 Pairs longer than --max_seq_length are truncated (longest text first).
