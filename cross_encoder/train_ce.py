@@ -9,8 +9,6 @@ A smaller, faster ranker distilled from a trained one (the student starts as the
         --train_set data/sort/train.csv --test_file data/sort/dev_pairwise.csv --save_dir checkpoints/ce_6l
 """
 
-import os
-
 from core.args import training_parser
 from core.backbone import keep_lower_layers
 from core.cli import run_cli
