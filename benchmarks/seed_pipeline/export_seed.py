@@ -25,13 +25,23 @@ def main(ckpt, out):
     meta = json.load(open(os.path.join(ckpt, "ranker.json")))
     if meta.get("pooling") != "cls":
         raise SystemExit(f"{ckpt}: pooling {meta.get('pooling')!r}; the seed's classifier reads the CLS pooler only")
-    keep = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-            "hidden_act", "max_position_embeddings", "type_vocab_size", "layer_norm_eps", "pad_token_id")
+    keep = (
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "hidden_act",
+        "max_position_embeddings",
+        "type_vocab_size",
+        "layer_norm_eps",
+        "pad_token_id",
+    )
     config = BertConfig(**{k: cfg[k] for k in keep if k in cfg}, num_labels=2)
     config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
     model = BertForSequenceClassification(config)
     state = paddle.load(os.path.join(ckpt, "model_state.pdparams"))
-    state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
     missing, unexpected = model.set_state_dict(state)
     if missing or unexpected:
         raise SystemExit(f"weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
