@@ -5,10 +5,12 @@ flow on Paddle Serving 0.9), for the side-by-side serving benchmark. Runs on the
 
 Request, as the seed's clients send it: {"key": ["0", "1", ...], "value": ["{'query': q, 'title': t}", ...]}
 to POST /ernie/prediction (or PipelineClient). Each value is one pair; the Op tokenizes and pads them,
-Paddle Inference (local_predictor) runs them as one batch, and the reply is expit(logits)[:, 1] as a
-string, as in the seed. The seed tokenized with PaddleNLP's Python tokenizer for its ERNIE vocabulary;
-this model's vocabulary (multilingual-e5-small) is read from a Hugging Face tokenizer.json instead.
-The seed parsed each value with json.loads after replacing quotes; so does this.
+Paddle Inference (local_predictor) runs them as one batch, and the reply is a string of the scores, as
+in the seed. The score is softmax(logits)[:, 1], our probability, where the seed returned
+expit(logits)[:, 1] (the same cost; this way its scores can be compared with ours). The seed tokenized
+with PaddleNLP's Python tokenizer for its ERNIE vocabulary; this model's vocabulary
+(multilingual-e5-small) is read from a Hugging Face tokenizer.json instead. The seed parsed each value
+with json.loads after replacing quotes; so does this.
 """
 
 import json
@@ -16,7 +18,6 @@ import sys
 
 import numpy as np
 from paddle_serving_server.web_service import Op, WebService
-from scipy.special import expit
 
 MAX_SEQ_LEN = 64
 
@@ -44,7 +45,9 @@ class ErnieOp(Op):
 
     def postprocess(self, input_dicts, fetch_dict, data_id, log_id):
         (logits,) = fetch_dict.values()
-        return {"predict": str(expit(logits)[:, 1].tolist())}, None, ""
+        # the seed returns expit(logits)[:, 1]; softmax(logits)[:, 1] (same cost) is our probability, to compare scores
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        return {"predict": str((probs[:, 1] / probs.sum(1)).tolist())}, None, ""
 
 
 class ErnieService(WebService):
