@@ -209,16 +209,51 @@ def pad(seqs: Sequence[Sequence[int]], pad_value: int = 0, dtype: str = "int64")
     return out
 
 
+# what one more engine run costs, in padded tokens: a run has a fixed price (kernel launches, small
+# matrix shapes) on top of its tokens. Measured for ONNX Runtime; Paddle Inference re-plans per input
+# shape, so its engines keep one run per batch_size rows (overhead None).
+RUN_OVERHEAD_TOKENS = 32
+
+
+def padding_aware_batches(
+    sorted_lengths: Sequence[int], batch_size: int, overhead_tokens: int | None = RUN_OVERHEAD_TOKENS
+) -> list[tuple[int, int]]:
+    """Split rows sorted by length into batches of at most `batch_size` that minimise the padded tokens
+    computed (rows x longest row, summed) plus `overhead_tokens` per batch: a request of 20 pairs of
+    15 to 60 tokens then runs as two or three batches instead of one padded to 60 (about 1.3x fewer
+    tokens on KUAKE-QTR). overhead_tokens None: plain chunks of batch_size. Returns [start, end) ranges."""
+    n = len(sorted_lengths)
+    if overhead_tokens is None:
+        return [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    best, cut = [0.0] + [float("inf")] * n, [0] * (n + 1)
+    for i in range(1, n + 1):
+        longest = sorted_lengths[i - 1]
+        for j in range(max(0, i - batch_size), i):
+            cost = best[j] + (i - j) * longest + overhead_tokens
+            if cost < best[i]:
+                best[i], cut[i] = cost, j
+    ranges, i = [], n
+    while i > 0:
+        ranges.append((cut[i], i))
+        i = cut[i]
+    return ranges[::-1]
+
+
 def run_by_length(
-    rows: Sequence, batch_size: int, run_batch: Callable[[list], np.ndarray], length: Callable = len
+    rows: Sequence,
+    batch_size: int,
+    run_batch: Callable[[list], np.ndarray],
+    length: Callable = len,
+    overhead_tokens: int | None = None,
 ) -> np.ndarray:
     """Inference over `rows` in batches of similar length (little padding): `run_batch(list of rows)`
     gives one output row per input row; the outputs come back in the input order as a float32 array
-    (None when there are no rows)."""
-    order = np.argsort([length(r) for r in rows], kind="mergesort")
+    (None when there are no rows). With overhead_tokens, batches follow padding_aware_batches."""
+    lengths = [length(r) for r in rows]
+    order = np.argsort(lengths, kind="mergesort")
     out = None
-    for i in range(0, len(order), batch_size):
-        idx = order[i : i + batch_size]
+    for a, b in padding_aware_batches([lengths[i] for i in order], batch_size, overhead_tokens):
+        idx = order[a:b]
         res = np.asarray(run_batch([rows[j] for j in idx]))
         if out is None:
             out = np.zeros((len(rows),) + res.shape[1:], dtype=np.float32)

@@ -143,3 +143,31 @@ def test_header_is_optional_and_bom_tolerated(tmp_path):
     # predict files: the third column is optional
     c = read_pairs(write(tmp_path / "c.csv", "q\tt\t0.5\nq\tu\n"))
     assert [r["title"] for r in c] == ["t", "u"]
+
+
+def test_padding_aware_batches_cover_every_row_once_and_pad_less():
+    import random
+
+    from core.data import RUN_OVERHEAD_TOKENS, padding_aware_batches
+
+    rng = random.Random(0)
+    lengths = sorted(rng.randint(12, 64) for _ in range(20))
+    ranges = padding_aware_batches(lengths, 32)
+    assert ranges[0][0] == 0 and ranges[-1][1] == 20
+    assert all(a < b and b - a <= 32 for a, b in ranges) and all(x[1] == y[0] for x, y in zip(ranges, ranges[1:]))
+
+    def cost(rs):
+        return sum((b - a) * lengths[b - 1] + RUN_OVERHEAD_TOKENS for a, b in rs)
+
+    assert len(ranges) > 1 and cost(ranges) < cost([(0, 20)])  # mixed lengths: split
+    assert padding_aware_batches([20] * 8, 32) == [(0, 8)]  # equal lengths: one run
+    assert all(b - a <= 4 for a, b in padding_aware_batches([20] * 10, 4))
+    assert padding_aware_batches(lengths, 8, None) == [(0, 8), (8, 16), (16, 20)]  # plain chunks
+
+
+def test_run_by_length_returns_outputs_in_input_order():
+    from core.data import run_by_length
+
+    rows = [[1] * n for n in (5, 60, 7, 33, 2, 64, 18)]
+    out = run_by_length(rows, 3, lambda batch: [[len(r)] for r in batch])
+    assert out[:, 0].tolist() == [5, 60, 7, 33, 2, 64, 18]
