@@ -151,6 +151,13 @@ def engine_speeds(name, params_path, export_dir, pairs, args, variants):
             lambda e: lambda ids: e.run_feeds({"input_ids": ids, "token_type_ids": np.zeros_like(ids)})
         )(eng)
     if variants:
+        # measured, not shipped unless faster: oneDNN for fp32, one thread instead of two
+        mkl = RankerEngine(export_dir, max_seq_length=args.max_seq_length, cpu_threads=args.threads, enable_mkldnn=True)
+        one = RankerEngine(export_dir, backend="onnxruntime-int8", max_seq_length=args.max_seq_length, cpu_threads=1)
+        for label, eng in (("paddle oneDNN fp32", mkl), ("onnxruntime-int8, 1 thread", one)):
+            runners[label] = (
+                lambda e: lambda ids: e.run_feeds({"input_ids": ids, "token_type_ids": np.zeros_like(ids)})
+            )(eng)
         from onnx_variants import write_variants
 
         for v, path in write_variants(
@@ -163,6 +170,7 @@ def engine_speeds(name, params_path, export_dir, pairs, args, variants):
         probs = np.concatenate([np.ravel(run(b)) for b in batches])
         r = time_runner(run, batches, len(pairs), args.repeats)
         precision = "int8" if "int8" in backend else "bf16" if "bf16" in backend else "fp32"
+        cores = 1 if "1 thread" in backend else args.threads
         r.update(
             {
                 "model": name,
@@ -170,7 +178,7 @@ def engine_speeds(name, params_path, export_dir, pairs, args, variants):
                 "shipped": backend in SHIPPED,
                 "max_abs_prob_diff_vs_paddle_fp32": float(np.max(np.abs(probs - base))),
                 "gflop_per_pair": round(flops / 1e9, 3),
-                "peak_fraction": round(flops * r["median"] / PEAK[precision], 3),
+                "peak_fraction": round(flops * r["median"] / (PEAK[precision] * cores / 2), 3),
                 "precision": precision,
             }
         )
@@ -302,6 +310,14 @@ class Server:
         self.log.close()
 
 
+def rerank_scores(reply):
+    """Scores in document order from a Cohere-style rerank reply (ours, Infinity): {index, relevance_score}s."""
+    out = [0.0] * len(reply["results"])
+    for r in reply["results"]:
+        out[r["index"]] = r["relevance_score"]
+    return out
+
+
 def ours(name, export_dir, backend, args):
     port = free_port()
     cfg = os.path.join(args.work_dir, f"server_{name}.yml")
@@ -314,12 +330,6 @@ def ours(name, export_dir, backend, args):
         )
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
 
-    def scores(reply):
-        out = [0.0] * len(reply["results"])
-        for r in reply["results"]:
-            out[r["index"]] = r["relevance_score"]
-        return out
-
     return Server(
         name,
         [sys.executable, "-m", "deploy.server", "--config", cfg],
@@ -328,7 +338,7 @@ def ours(name, export_dir, backend, args):
         port,
         "/v1/rerank",
         lambda q, docs: {"query": q, "documents": docs, "top_n": len(docs)},
-        scores,
+        rerank_scores,
     )
 
 
@@ -367,12 +377,6 @@ def infinity(name, hf_dir, engine, args, prefer_quantized=True):
     if engine == "optimum" and not prefer_quantized:
         cmd.append("--onnx-do-not-prefer-quantized")
 
-    def scores(reply):
-        out = [0.0] * len(reply["results"])
-        for r in reply["results"]:
-            out[r["index"]] = r["relevance_score"]
-        return out
-
     # --model-id . from inside the directory: Infinity 0.0.78 with optimum 2.1 finds ONNX files by bare name only
     return Server(
         name,
@@ -382,7 +386,7 @@ def infinity(name, hf_dir, engine, args, prefer_quantized=True):
         port,
         "/rerank",
         lambda q, docs: {"query": q, "documents": docs, "model": "reranker", "return_documents": False},
-        scores,
+        rerank_scores,
         family="Infinity",
     )
 
@@ -643,8 +647,28 @@ def main():
         servers, agree = run_servers(specs, queries, corpus, fixed, reference, args)
     data["servers"] = [{k: v for k, v in r.items() if k != "latencies_ms"} for r in servers]
     data["agreement"] = agree
-    data["verdict"] = verdict(servers, qual)
-    write_report(data, engines, qual, servers, agree, flops, args)
+    merge_previous(data, parts, args)
+    data["verdict"] = verdict(data["servers"], data["quality"])
+    write_report(data, servers, flops, args)
+
+
+PART_KEYS = {"engines": ("engines",), "quality": ("quality",), "servers": ("servers", "agreement")}
+
+
+def merge_previous(data, parts, args):
+    """A run of some parts keeps the other parts of the previous results file, each with its own date and commit."""
+    path = os.path.join(args.out, "serving.json")
+    prev = json.load(open(path, encoding="utf-8")) if os.path.isfile(path) else {}
+    now = {k: report.header()[k] for k in ("date", "commit", "command")}
+    data["part_runs"] = {}
+    for part, keys in PART_KEYS.items():
+        if part in parts or not prev.get(keys[0]):
+            data["part_runs"][part] = now
+            continue
+        for k in keys:
+            data[k] = prev.get(k)
+        old = prev.get("part_runs", {}).get(part)
+        data["part_runs"][part] = old or {k: prev.get(k) for k in ("date", "commit", "command")}
 
 
 def verdict(servers, qual):
@@ -677,8 +701,19 @@ def verdict(servers, qual):
     return out
 
 
-def write_report(data, engines, qual, servers, agree, flops, args):
+def write_report(data, latencies, flops, args):
+    engines, qual, servers, agree = data["engines"], data["quality"], data["servers"], data["agreement"]
+    runs = {tuple(v.values()) for v in data["part_runs"].values()}
     body = ""
+    if len(runs) > 1:
+        body += (
+            "Parts come from different runs:\n\n"
+            + "\n".join(
+                f"- {part}: {v['date']} (commit {v['commit']}), `{v['command']}`"
+                for part, v in data["part_runs"].items()
+            )
+            + "\n\n"
+        )
     if engines:
         body += (
             f"## (a) engines: batch {args.batch_size}, {args.n_pairs} real dev pairs, {args.threads} threads, "
@@ -770,8 +805,8 @@ def write_report(data, engines, qual, servers, agree, flops, args):
             body += f"- {k.replace('_', ' ')}: {v['ours']} / {v['peer']} = **{v['ratio']}x**\n"
         body += "\n![throughput](serving_throughput.png) ![latency](serving_latency.png)\n"
     report.write(args.out, "serving", data, body)
-    if servers:
-        plots(servers, args)
+    if latencies:  # only a run of the servers part has them
+        plots(latencies, args)
 
 
 def plots(servers, args):

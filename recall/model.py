@@ -34,7 +34,8 @@ class SemanticIndexEncoder(nn.Layer):
 class InBatchNegativeLoss(nn.Layer):
     """Dual-encoder training objective (PaddleNLP's SemanticIndexBatchNeg and SimCSE).
 
-    Every query's title is its positive; the other titles of the batch are its negatives.
+    Every query's title is its positive; the other titles of the batch are its negatives, and so are
+    the batch's mined hard negatives when there are any.
     sim = q . t^T (cosine, the embeddings are normalised); the positive's similarity is lowered
     by `margin`; logits = scale * sim; cross-entropy towards the diagonal. SimCSE uses the same
     objective with a text and itself (dropout makes the two embeddings differ).
@@ -47,15 +48,26 @@ class InBatchNegativeLoss(nn.Layer):
         self.margin = margin
         self.scale = scale
 
-    def forward(self, query_input_ids, query_token_type_ids, title_input_ids, title_token_type_ids):
+    def forward(
+        self,
+        query_input_ids,
+        query_token_type_ids,
+        title_input_ids,
+        title_token_type_ids,
+        neg_input_ids=None,
+        neg_token_type_ids=None,
+    ):
+        """neg_*: mined hard negatives (RocketQA), added to every query's negatives beside the batch's titles."""
         n = query_input_ids.shape[0]
-        emb = self.encoder(
-            concat_padded(query_input_ids, title_input_ids, self.encoder.pad_token_id),
-            concat_padded(query_token_type_ids, title_token_type_ids, 0),
-        )
+        ids = concat_padded(query_input_ids, title_input_ids, self.encoder.pad_token_id)
+        types = concat_padded(query_token_type_ids, title_token_type_ids, 0)
+        if neg_input_ids is not None:
+            ids = concat_padded(ids, neg_input_ids, self.encoder.pad_token_id)
+            types = concat_padded(types, neg_token_type_ids, 0)
+        emb = self.encoder(ids, types)
         q, t = emb[:n], emb[n:]
         sim = paddle.matmul(q, t, transpose_y=True)
-        sim = sim - self.margin * paddle.eye(n, dtype=sim.dtype)
+        sim = sim - self.margin * paddle.eye(n, sim.shape[1], dtype=sim.dtype)  # the positives: diagonal
         labels = paddle.arange(n, dtype="int64").unsqueeze(-1)
         return F.cross_entropy(sim * self.scale, labels)
 

@@ -5,6 +5,7 @@
 Multi-GPU: python -u -m paddle.distributed.launch --gpus "0,1,2,3" recall/train_batch_neg.py ...
 --evaluate --similar_text_pair_file data/recall/dev.csv --corpus_file data/recall/corpus.csv reports
 recall@K every --eval_step steps and keeps the best checkpoint as model_best.
+RocketQA-style hard negatives: --hard_negatives_file data/recall/hard_negatives.tsv (recall/mine_negatives.py).
 """
 
 from core.cli import run_cli
@@ -13,6 +14,12 @@ from recall.training import parser, run
 
 def main(argv=None):
     p = parser(__doc__, margin=0.2, scale=30.0)
+    p.add_argument(
+        "--hard_negatives_file",
+        default=None,
+        help="query\\ttitle\\tneg_title rows (recall/mine_negatives.py): each training row gets one of its query's "
+        "mined negatives, scored against every query of the batch beside the in-batch titles",
+    )
     args = p.parse_args(argv)
     args.dropout = None
     args.dup_rate = 0.0

@@ -54,6 +54,29 @@ def read_relevant(path):
     return list(groups), list(groups.values())
 
 
+def read_hard_negatives(path):
+    """query\\ttitle\\tneg_title rows (recall/mine_negatives.py; PaddleNLP's pairwise format)
+    -> {query: [neg titles]}."""
+    negs = {}
+    for r in read_tsv(path, ("query", "title", "neg_title")):
+        negs.setdefault(r["query"], {})[r["neg_title"]] = None
+    return {q: list(v) for q, v in negs.items()}
+
+
+def attach_hard_negatives(rows, negs):
+    """Give each training row one of its query's mined negatives (rows of one query take them in turn;
+    never the row's own title). Returns how many rows got one."""
+    seen, n = {}, 0
+    for r in rows:
+        cands = [t for t in negs.get(r["query"], ()) if t != r["title"]]
+        if cands:
+            i = seen.get(r["query"], 0)
+            r["neg_title"] = cands[i % len(cands)]
+            seen[r["query"]] = i + 1
+            n += 1
+    return n
+
+
 def recall_report(retrieved, relevant):
     """recall@1/5/10/20/50 and MRR@10 over every query (retrieved/relevant: texts or ids)."""
     rec = recall_at_k(retrieved, relevant, RECALL_KS)
@@ -130,11 +153,18 @@ def run(args, simcse=False):
         )
     q_enc = TextEncoder(tokenizer, args.max_seq_length, meta["query_prefix"])
     p_enc = TextEncoder(tokenizer, args.max_seq_length, meta["passage_prefix"])
+    hard_file = getattr(args, "hard_negatives_file", None)
+    if hard_file:
+        with_neg = attach_hard_negatives(rows, read_hard_negatives(hard_file))
+        if rank == 0:
+            print(f"hard negatives from {hard_file}: {with_neg} of {len(rows)} training rows have one")
 
     def featurize(r):
         single = simcse and r["title"] == r["query"]
         q = (p_enc if single else q_enc).many([r["query"]], what="query")[0]
         t = p_enc.many([r["title"]], what="title")[0]
+        if "neg_title" in r:
+            return (*q, *t, *p_enc.many([r["neg_title"]], what="neg_title")[0])
         return (*q, *t)
 
     dataset = EncodedDataset(rows, featurize)
@@ -143,14 +173,15 @@ def run(args, simcse=False):
     dup_rate = getattr(args, "dup_rate", 0.0)
 
     def collate(items):
-        q = collate_pairs([(a, b) for a, b, _, _ in items], pad_id, 0)
-        titles = [(c, d) for _, _, c, d in items]
+        q = collate_pairs([it[:2] for it in items], pad_id, 0)
+        titles = [it[2:4] for it in items]
         if dup_rate > 0:
             titles = [word_repetition(c, d, dup_rate, rng) for c, d in titles]
-        return q + collate_pairs(titles, pad_id, 0)
+        negs = [it[4:6] for it in items if len(it) == 6]
+        return q + collate_pairs(titles, pad_id, 0) + (collate_pairs(negs, pad_id, 0) if negs else [])
 
     def loss_fn(net, t):
-        return net(t[0], t[1], t[2], t[3])
+        return net(*t)
 
     evaluate = recall_evaluator(tokenizer, meta, args) if args.evaluate else None
     meta = dict(
@@ -158,7 +189,7 @@ def run(args, simcse=False):
         max_seq_length=args.max_seq_length,
         margin=args.margin,
         scale=args.scale,
-        objective="simcse" if simcse else "in_batch_negatives",
+        objective="simcse" if simcse else "in_batch_negatives" + ("+hard_negatives" if hard_file else ""),
     )
     return train(
         model,

@@ -419,3 +419,160 @@ def test_bad_input_is_named_and_nothing_built_is_lost(trained, recall_data, tiny
     )
     res = json.loads(p.stdout.strip().splitlines()[-1])
     assert len(res["results"]) == 3 and res["results"][0]["rank"] == 1
+
+
+@pytest.fixture(scope="module")
+def tiny_ranker(recall_data, tiny_model, tmp_path_factory):
+    """A briefly trained tiny cross-encoder export (the denoiser of hard-negative mining)."""
+    d = tmp_path_factory.mktemp("ranker")
+    pairs = d / "rank.csv"
+    rows = [l.rstrip("\n").split("\t") for l in open(recall_data["train"], encoding="utf-8")]
+    lines = [f"{q}\t{t}\t1\n" for q, t in rows] + [
+        f"{q}\t{rows[(i + 7) % len(rows)][1]}\t0\n" for i, (q, _) in enumerate(rows)
+    ]
+    pairs.write_text("".join(lines), encoding="utf-8")
+    common = ["--max_seq_length", "32", "--batch_size", "16", "--eval_step", "0", "--dropout", "0.0"]
+    run(
+        [
+            "cross_encoder/train_ce.py",
+            "--model_name_or_path",
+            tiny_model,
+            "--train_set",
+            str(pairs),
+            "--test_file",
+            str(pairs),
+            "--save_dir",
+            str(d / "ckpt"),
+            "--max_steps",
+            "6",
+            "--learning_rate",
+            "1e-3",
+            *common,
+        ]
+    )
+    run(
+        [
+            "cross_encoder/export_model.py",
+            "--params_path",
+            str(d / "ckpt" / "model_6"),
+            "--output_path",
+            str(d / "export"),
+        ]
+    )
+    return str(d / "export")
+
+
+def test_mine_negatives_drops_positives_denoises_resumes_and_feeds_the_pairwise_trainer(
+    trained, recall_data, tiny_ranker, tmp_path
+):
+    from core.data import read_corpus, read_pairwise_train, read_tsv
+    from core.engine import RankerEngine
+    from recall.mine_negatives import read_positives
+
+    uri = str(tmp_path / "milvus.db")
+    index = ["--milvus_uri", uri, "--collection", "titles", "--max_seq_length", "32"]
+    run(["recall/build_index.py", "--model_dir", trained["export"], "--corpus_file", recall_data["corpus"], *index])
+    out = tmp_path / "hard.tsv"
+
+    def mine(output, threshold):
+        return run(
+            [
+                "recall/mine_negatives.py",
+                "--model_dir",
+                trained["export"],
+                "--ranker_dir",
+                tiny_ranker,
+                "--train_file",
+                recall_data["train"],
+                "--output",
+                str(output),
+                "--recall_num",
+                "10",
+                "--negatives_per_query",
+                "3",
+                "--denoise_threshold",
+                str(threshold),
+                *index,
+            ]
+        )
+
+    p = mine(out, 1.0)
+    assert "mined" in p.stdout and "mining" in p.stdout  # summary and progress bar
+    positives = read_positives(recall_data["train"])
+    corpus = set(read_corpus(recall_data["corpus"]))
+    rows = read_pairwise_train(str(out))  # the pairwise trainer's reader takes the file as it is
+    assert {r["query"] for r in rows} <= set(positives) and len(rows) > 0
+    negs = {}
+    for r in rows:
+        assert r["title"] in positives[r["query"]] and r["neg_title"] not in positives[r["query"]]
+        assert r["neg_title"] in corpus
+        negs.setdefault(r["query"], set()).add(r["neg_title"])
+    assert max(len(v) for v in negs.values()) == 3
+    scores = read_tsv(str(out) + ".scores.tsv", ("query", "title", "score"), float_columns=("score",))
+    ranker = RankerEngine(tiny_ranker, max_seq_length=32, cpu_threads=1)
+    sample = scores[:20]
+    np.testing.assert_allclose(
+        [s["score"] for s in sample], ranker.score([(s["query"], s["title"]) for s in sample]), atol=1e-5
+    )
+
+    # interrupted: the last query's rows and a torn line are gone; a re-run writes the same rows, once
+    full = out.read_text(encoding="utf-8")
+    last = full.splitlines()[-1].split("\t")[0]
+    kept = [l for l in full.splitlines() if not l.startswith(last + "\t")]
+    out.write_text("\n".join(kept) + "\n" + last[:3], encoding="utf-8")
+    p = mine(out, 1.0)
+    assert "resuming" in p.stdout
+    assert sorted(out.read_text(encoding="utf-8").splitlines()) == sorted(full.splitlines())
+
+    # denoising: a threshold inside the scores' range drops the titles the ranker scores above it
+    neg_scores = sorted(s["score"] for s in scores if s["title"] not in positives[s["query"]])
+    cut = neg_scores[len(neg_scores) // 2]
+    out2 = tmp_path / "denoised.tsv"
+    p = mine(out2, cut)
+    dropped = int(p.stdout.split("(")[-1].split()[0])
+    assert dropped > 0
+    for s in read_tsv(str(out2) + ".scores.tsv", ("query", "title", "score"), float_columns=("score",)):
+        if s["title"] not in positives[s["query"]]:
+            assert s["score"] < cut + 1e-6  # scores are written with 6 decimals
+
+
+def test_batch_neg_trains_with_mined_hard_negatives(recall_data, tiny_model, tmp_path):
+    """Each row's hard negative joins the softmax (more candidates: a higher first loss), and training lowers it."""
+    rows = [l.rstrip("\n").split("\t") for l in open(recall_data["train"], encoding="utf-8")]
+    hard = tmp_path / "hard.tsv"
+    hard.write_text(
+        "".join(f"{q}\t{t}\t{rows[(i + 5) % len(rows)][1]}\n" for i, (q, t) in enumerate(rows)), encoding="utf-8"
+    )
+    common = [
+        "recall/train_batch_neg.py",
+        "--train_set_file",
+        recall_data["train"],
+        "--model_name_or_path",
+        tiny_model,
+        "--pooling",
+        "mean",
+        "--batch_size",
+        "16",
+        "--epochs",
+        "4",
+        "--learning_rate",
+        "2e-3",
+        "--max_seq_length",
+        "32",
+        "--scale",
+        "20",
+        "--log_steps",
+        "1",
+        "--save_steps",
+        "1000",
+        "--seed",
+        "3",
+    ]
+    plain = run([*common, "--save_dir", str(tmp_path / "plain")])
+    mined = run([*common, "--save_dir", str(tmp_path / "hard"), "--hard_negatives_file", str(hard)])
+    assert f"{len(rows)} of {len(rows)} training rows have one" in mined.stdout
+    a, b = losses(plain.stdout), losses(mined.stdout)
+    assert b[0] > a[0] + 0.3  # 32 candidates per query instead of 16 at the start
+    assert np.mean(b[-4:]) < 0.7 * np.mean(b[:4])
+    meta = json.load(open(tmp_path / "hard" / "model_24" / "ranker.json"))
+    assert meta["objective"] == "in_batch_negatives+hard_negatives"
