@@ -491,20 +491,33 @@ def agreement(server, url, requests_set, reference):
 
 
 def run_servers(specs, queries, titles, fixed, reference, args):
-    results, agree = [], {}
-    for server, ref_key in specs:
-        print(f"server {server.name}", flush=True)
-        try:
-            url = server.start(os.path.join(args.work_dir, f"log_{server.name}.txt"))
-        except RuntimeError as e:
-            print(f"  skipped: {e}", flush=True)
-            continue
-        try:
-            agree[server.name] = agreement(server, url, fixed, reference[ref_key])
-            print(f"  agreement with our fp32 scores: {agree[server.name]}", flush=True)
-            results += load_test(server, url, queries, titles, args, server.proc.pid)
-        finally:
-            server.stop()
+    """Each server in turn, --rounds times over (interleaved, so slow spells of a shared machine fall on all);
+    per server and level the round with the median throughput is reported, with every round's pairs/s."""
+    runs, agree = {}, {}
+    for rnd in range(args.rounds):
+        for server, ref_key in specs:
+            print(f"server {server.name} (round {rnd + 1} of {args.rounds})", flush=True)
+            try:
+                url = server.start(os.path.join(args.work_dir, f"log_{server.name}.txt"))
+            except RuntimeError as e:
+                print(f"  skipped: {e}", flush=True)
+                continue
+            try:
+                if server.name not in agree:
+                    agree[server.name] = agreement(server, url, fixed, reference[ref_key])
+                    print(f"  agreement with our fp32 scores: {agree[server.name]}", flush=True)
+                for row in load_test(server, url, queries, titles, args, server.proc.pid):
+                    runs.setdefault((server.name, row["concurrency"]), []).append(row)
+            finally:
+                server.stop()
+    results = []
+    for rows in runs.values():
+        rows = sorted(rows, key=lambda r: r["pairs_per_s"])
+        mid = dict(rows[(len(rows) - 1) // 2])
+        mid["rounds_pairs_per_s"] = [r["pairs_per_s"] for r in rows]
+        mid["errors"] = sum(r["errors"] for r in rows)
+        mid["rss_mb"] = max(r["rss_mb"] for r in rows)
+        results.append(mid)
     return results, agree
 
 
@@ -529,6 +542,9 @@ def main():
     p.add_argument("--titles", type=int, default=20)
     p.add_argument("--parts", default="engines,quality,servers")
     p.add_argument("--servers", default="ours,student,infinity,seed", help="which servers (part servers)")
+    p.add_argument("--only", default=None, help="a regular expression: run only the servers whose name matches")
+    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds over the servers (median reported)")
+    p.add_argument("--name", default="serving", help="results file name (benchmarks/results/NAME.md ...)")
     args = p.parse_args()
     args.work_dir = os.path.abspath(args.work_dir)
     os.makedirs(args.work_dir, exist_ok=True)
@@ -644,6 +660,10 @@ def main():
             print(
                 "no Python 3.9 Paddle Serving tool: run scripts/bench_setup.sh to include the seed's server", flush=True
             )
+        if args.only:
+            import re
+
+            specs = [(srv, ref) for srv, ref in specs if re.search(args.only, srv.name)]
         servers, agree = run_servers(specs, queries, corpus, fixed, reference, args)
     data["servers"] = [{k: v for k, v in r.items() if k != "latencies_ms"} for r in servers]
     data["agreement"] = agree
@@ -657,7 +677,7 @@ PART_KEYS = {"engines": ("engines",), "quality": ("quality",), "servers": ("serv
 
 def merge_previous(data, parts, args):
     """A run of some parts keeps the other parts of the previous results file, each with its own date and commit."""
-    path = os.path.join(args.out, "serving.json")
+    path = os.path.join(args.out, args.name + ".json")
     prev = json.load(open(path, encoding="utf-8")) if os.path.isfile(path) else {}
     now = {k: report.header()[k] for k in ("date", "commit", "command")}
     data["part_runs"] = {}
@@ -774,16 +794,29 @@ def write_report(data, latencies, flops, args):
     if servers:
         body += (
             f"## (c) servers side by side: 1 query x {args.titles} titles per request, {args.duration:.0f} s per "
-            f"level after {args.warmup:.0f} s warm-up, {args.threads} threads each, one server at a time\n\n"
+            f"level after {args.warmup:.0f} s warm-up, {args.threads} threads each, one server at a time, "
+            f"{args.rounds} interleaved round(s): the median round is shown, pairs/s of every round beside it\n\n"
         )
         body += report.table(
-            ["server", "clients", "requests", "pairs/s", "p50 ms", "p95 ms", "p99 ms", "errors", "peak RSS MB"],
+            [
+                "server",
+                "clients",
+                "requests",
+                "pairs/s",
+                "rounds",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "errors",
+                "peak RSS MB",
+            ],
             [
                 (
                     r["server"],
                     r["concurrency"],
                     r["requests"],
                     r["pairs_per_s"],
+                    r.get("rounds_pairs_per_s", [r["pairs_per_s"]]),
                     r["p50_ms"],
                     r["p95_ms"],
                     r["p99_ms"],
@@ -803,8 +836,8 @@ def write_report(data, latencies, flops, args):
         body += "\n\n"
         for k, v in data["verdict"].items():
             body += f"- {k.replace('_', ' ')}: {v['ours']} / {v['peer']} = **{v['ratio']}x**\n"
-        body += "\n![throughput](serving_throughput.png) ![latency](serving_latency.png)\n"
-    report.write(args.out, "serving", data, body)
+        body += f"\n![throughput]({args.name}_throughput.png) ![latency]({args.name}_latency.png)\n"
+    report.write(args.out, args.name, data, body)
     if latencies:  # only a run of the servers part has them
         plots(latencies, args)
 
@@ -831,7 +864,7 @@ def plots(servers, args):
     plt.legend(fontsize=7)
     plt.title(f"rerank throughput, 1 query x {args.titles} titles, 2 cores")
     plt.tight_layout()
-    plt.savefig(os.path.join(args.out, "serving_throughput.png"), dpi=110)
+    plt.savefig(os.path.join(args.out, args.name + "_throughput.png"), dpi=110)
     levels = sorted({r["concurrency"] for r in servers})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, conc in zip(axes, (levels[0], levels[-1])):
@@ -845,7 +878,7 @@ def plots(servers, args):
         ax.set_title(f"latency CDF, {conc} client(s)")
         ax.legend(fontsize=6)
     plt.tight_layout()
-    plt.savefig(os.path.join(args.out, "serving_latency.png"), dpi=110)
+    plt.savefig(os.path.join(args.out, args.name + "_latency.png"), dpi=110)
 
 
 if __name__ == "__main__":
