@@ -42,11 +42,12 @@ class InBatchNegativeLoss(nn.Layer):
     One backbone pass encodes queries and titles together.
     """
 
-    def __init__(self, encoder, margin=0.2, scale=30.0):
+    def __init__(self, encoder, margin=0.2, scale=30.0, distill_weight=1.0):
         super().__init__()
         self.encoder = encoder
         self.margin = margin
         self.scale = scale
+        self.distill_weight = distill_weight
 
     def forward(
         self,
@@ -56,8 +57,13 @@ class InBatchNegativeLoss(nn.Layer):
         title_token_type_ids,
         neg_input_ids=None,
         neg_token_type_ids=None,
+        neg_rows=None,
+        teacher_margin=None,
     ):
-        """neg_*: mined hard negatives (RocketQA), added to every query's negatives beside the batch's titles."""
+        """neg_*: mined hard negatives (RocketQA), added to every query's negatives beside the batch's titles.
+        neg_rows[k]: the batch row whose query negative k was mined for. teacher_margin[k]: a cross-encoder's
+        logit(p(query, title)) - logit(p(query, negative)) for that row; with it, margin-MSE distillation
+        (the student's scale * (cos(q, title) - cos(q, negative)) towards it) is added to the loss."""
         n = query_input_ids.shape[0]
         ids = concat_padded(query_input_ids, title_input_ids, self.encoder.pad_token_id)
         types = concat_padded(query_token_type_ids, title_token_type_ids, 0)
@@ -69,7 +75,12 @@ class InBatchNegativeLoss(nn.Layer):
         sim = paddle.matmul(q, t, transpose_y=True)
         sim = sim - self.margin * paddle.eye(n, sim.shape[1], dtype=sim.dtype)  # the positives: diagonal
         labels = paddle.arange(n, dtype="int64").unsqueeze(-1)
-        return F.cross_entropy(sim * self.scale, labels)
+        loss = F.cross_entropy(sim * self.scale, labels)
+        if teacher_margin is not None:
+            qs, ts, ns = paddle.gather(q, neg_rows), paddle.gather(t[:n], neg_rows), t[n:]
+            student = self.scale * ((qs * ts).sum(-1) - (qs * ns).sum(-1))
+            loss = loss + self.distill_weight * F.mse_loss(student, teacher_margin.astype(student.dtype))
+        return loss
 
 
 def build(model_name_or_path, params_path=None, pooling="auto", output_emb_size=0, dropout=None):

@@ -20,6 +20,13 @@ def main(argv=None):
         help="query\\ttitle\\tneg_title rows (recall/mine_negatives.py): each training row gets one of its query's "
         "mined negatives, scored against every query of the batch beside the in-batch titles",
     )
+    p.add_argument(
+        "--teacher_scores_file",
+        default=None,
+        help="query\\ttitle\\tscore rows from a cross-encoder (mine_negatives.py's OUTPUT.scores.tsv): margin-MSE "
+        "distillation of its (title - negative) logit margin into the dual encoder's scaled cosine margin",
+    )
+    p.add_argument("--distill_weight", type=float, default=1.0, help="weight of the margin-MSE term")
     args = p.parse_args(argv)
     args.dropout = None
     args.dup_rate = 0.0

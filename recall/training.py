@@ -77,6 +77,32 @@ def attach_hard_negatives(rows, negs):
     return n
 
 
+def read_teacher_scores(path):
+    """query\\ttitle\\tscore rows (a cross-encoder's probabilities; recall/mine_negatives.py writes them)."""
+    rows = read_tsv(path, ("query", "title", "score"), float_columns=("score",))
+    return {(r["query"], r["title"]): r["score"] for r in rows}
+
+
+def attach_teacher_margins(rows, scores, path):
+    """teacher_margin = logit(score(query, title)) - logit(score(query, neg_title)) on every row with a hard
+    negative; a pair the file does not score is named."""
+
+    def logit(p):
+        p = min(max(p, 1e-6), 1 - 1e-6)
+        return float(np.log(p / (1 - p)))
+
+    n = 0
+    for r in rows:
+        if "neg_title" not in r:
+            continue
+        for title in (r["title"], r["neg_title"]):
+            if (r["query"], title) not in scores:
+                raise DataError(f"{path}: no score for ({r['query']!r}, {title!r}); mine_negatives.py writes both")
+        r["teacher_margin"] = logit(scores[(r["query"], r["title"])]) - logit(scores[(r["query"], r["neg_title"])])
+        n += 1
+    return n
+
+
 def recall_report(retrieved, relevant):
     """recall@1/5/10/20/50 and MRR@10 over every query (retrieved/relevant: texts or ids)."""
     rec = recall_at_k(retrieved, relevant, RECALL_KS)
@@ -145,7 +171,9 @@ def run(args, simcse=False):
     encoder, tokenizer, config, meta = build(
         args.model_name_or_path, pooling=args.pooling, output_emb_size=args.output_emb_size, dropout=dropout
     )
-    model = InBatchNegativeLoss(encoder, margin=args.margin, scale=args.scale)
+    model = InBatchNegativeLoss(
+        encoder, margin=args.margin, scale=args.scale, distill_weight=getattr(args, "distill_weight", 1.0)
+    )
     if rank == 0 and args.init_from_ckpt is None:
         print(
             f"{len(rows)} training rows, backbone {args.model_name_or_path}, "
@@ -158,13 +186,20 @@ def run(args, simcse=False):
         with_neg = attach_hard_negatives(rows, read_hard_negatives(hard_file))
         if rank == 0:
             print(f"hard negatives from {hard_file}: {with_neg} of {len(rows)} training rows have one")
+    teacher_file = getattr(args, "teacher_scores_file", None)
+    if teacher_file:
+        if not hard_file:
+            raise DataError("--teacher_scores_file needs --hard_negatives_file (it scores their pairs)")
+        with_margin = attach_teacher_margins(rows, read_teacher_scores(teacher_file), teacher_file)
+        if rank == 0:
+            print(f"teacher scores from {teacher_file}: margin-MSE distillation on {with_margin} rows")
 
     def featurize(r):
         single = simcse and r["title"] == r["query"]
         q = (p_enc if single else q_enc).many([r["query"]], what="query")[0]
         t = p_enc.many([r["title"]], what="title")[0]
         if "neg_title" in r:
-            return (*q, *t, *p_enc.many([r["neg_title"]], what="neg_title")[0])
+            return (*q, *t, *p_enc.many([r["neg_title"]], what="neg_title")[0], r.get("teacher_margin"))
         return (*q, *t)
 
     dataset = EncodedDataset(rows, featurize)
@@ -177,8 +212,14 @@ def run(args, simcse=False):
         titles = [it[2:4] for it in items]
         if dup_rate > 0:
             titles = [word_repetition(c, d, dup_rate, rng) for c, d in titles]
-        negs = [it[4:6] for it in items if len(it) == 6]
-        return q + collate_pairs(titles, pad_id, 0) + (collate_pairs(negs, pad_id, 0) if negs else [])
+        rows_with = [i for i, it in enumerate(items) if len(it) > 4]
+        out = q + collate_pairs(titles, pad_id, 0)
+        if rows_with:
+            out += collate_pairs([items[i][4:6] for i in rows_with], pad_id, 0)
+            margins = [items[i][6] for i in rows_with]
+            if all(m is not None for m in margins):
+                out += [np.asarray(rows_with, dtype="int64"), np.asarray(margins, dtype="float32")]
+        return out
 
     def loss_fn(net, t):
         return net(*t)
@@ -189,7 +230,11 @@ def run(args, simcse=False):
         max_seq_length=args.max_seq_length,
         margin=args.margin,
         scale=args.scale,
-        objective="simcse" if simcse else "in_batch_negatives" + ("+hard_negatives" if hard_file else ""),
+        objective="simcse"
+        if simcse
+        else "in_batch_negatives"
+        + ("+hard_negatives" if hard_file else "")
+        + ("+distillation" if teacher_file else ""),
     )
     return train(
         model,

@@ -576,3 +576,51 @@ def test_batch_neg_trains_with_mined_hard_negatives(recall_data, tiny_model, tmp
     assert np.mean(b[-4:]) < 0.7 * np.mean(b[:4])
     meta = json.load(open(tmp_path / "hard" / "model_24" / "ranker.json"))
     assert meta["objective"] == "in_batch_negatives+hard_negatives"
+
+
+def test_batch_neg_distils_cross_encoder_margins(recall_data, tiny_model, tmp_path):
+    """--teacher_scores_file adds margin-MSE towards the teacher's logit margins (first loss higher, then
+    falls); a pair the teacher file does not score is named."""
+    rows = [l.rstrip("\n").split("\t") for l in open(recall_data["train"], encoding="utf-8")]
+    hard, scores = tmp_path / "hard.tsv", tmp_path / "scores.tsv"
+    negs = [rows[(i + 5) % len(rows)][1] for i in range(len(rows))]
+    hard.write_text("".join(f"{q}\t{t}\t{n}\n" for (q, t), n in zip(rows, negs)), encoding="utf-8")
+    scores.write_text("".join(f"{q}\t{t}\t0.9\n{q}\t{n}\t0.1\n" for (q, t), n in zip(rows, negs)), encoding="utf-8")
+    common = [
+        "recall/train_batch_neg.py",
+        "--train_set_file",
+        recall_data["train"],
+        "--model_name_or_path",
+        tiny_model,
+        "--pooling",
+        "mean",
+        "--batch_size",
+        "16",
+        "--epochs",
+        "4",
+        "--learning_rate",
+        "2e-3",
+        "--max_seq_length",
+        "32",
+        "--scale",
+        "20",
+        "--log_steps",
+        "1",
+        "--save_steps",
+        "1000",
+        "--seed",
+        "3",
+        "--hard_negatives_file",
+        str(hard),
+    ]
+    plain = run([*common, "--save_dir", str(tmp_path / "plain")])
+    taught = run([*common, "--save_dir", str(tmp_path / "taught"), "--teacher_scores_file", str(scores)])
+    assert f"margin-MSE distillation on {len(rows)} rows" in taught.stdout
+    a, b = losses(plain.stdout), losses(taught.stdout)
+    assert b[0] > a[0] + 1.0  # the teacher's margin (2 * logit(0.9) = 4.4) is far from the untrained student's
+    assert np.mean(b[-4:]) < 0.5 * np.mean(b[:4])
+    meta = json.load(open(tmp_path / "taught" / "model_24" / "ranker.json"))
+    assert meta["objective"] == "in_batch_negatives+hard_negatives+distillation"
+    scores.write_text("".join(f"{q}\t{t}\t0.9\n" for q, t in rows), encoding="utf-8")  # negatives unscored
+    p = run([*common, "--save_dir", str(tmp_path / "bad"), "--teacher_scores_file", str(scores)], check=False)
+    assert p.returncode == 2 and "no score for" in p.stderr and str(scores) in p.stderr
