@@ -536,14 +536,17 @@ def test_mine_negatives_drops_positives_denoises_resumes_and_feeds_the_pairwise_
             assert s["score"] < cut + 1e-6  # scores are written with 6 decimals
 
 
-def test_batch_neg_trains_with_mined_hard_negatives(recall_data, tiny_model, tmp_path):
-    """Each row's hard negative joins the softmax (more candidates: a higher first loss), and training lowers it."""
+def hard_negative_files(recall_data, tmp_path):
+    """The recall training rows, a hard negatives file (another row's title each) and its negatives."""
     rows = [l.rstrip("\n").split("\t") for l in open(recall_data["train"], encoding="utf-8")]
+    negs = [rows[(i + 5) % len(rows)][1] for i in range(len(rows))]
     hard = tmp_path / "hard.tsv"
-    hard.write_text(
-        "".join(f"{q}\t{t}\t{rows[(i + 5) % len(rows)][1]}\n" for i, (q, t) in enumerate(rows)), encoding="utf-8"
-    )
-    common = [
+    hard.write_text("".join(f"{q}\t{t}\t{n}\n" for (q, t), n in zip(rows, negs)), encoding="utf-8")
+    return rows, negs, hard
+
+
+def batch_neg_args(recall_data, tiny_model, save_dir, *extra):
+    return [
         "recall/train_batch_neg.py",
         "--train_set_file",
         recall_data["train"],
@@ -567,9 +570,17 @@ def test_batch_neg_trains_with_mined_hard_negatives(recall_data, tiny_model, tmp
         "1000",
         "--seed",
         "3",
+        "--save_dir",
+        str(save_dir),
+        *extra,
     ]
-    plain = run([*common, "--save_dir", str(tmp_path / "plain")])
-    mined = run([*common, "--save_dir", str(tmp_path / "hard"), "--hard_negatives_file", str(hard)])
+
+
+def test_batch_neg_trains_with_mined_hard_negatives(recall_data, tiny_model, tmp_path):
+    """Each row's hard negative joins the softmax (more candidates: a higher first loss), and training lowers it."""
+    rows, _, hard = hard_negative_files(recall_data, tmp_path)
+    plain = run(batch_neg_args(recall_data, tiny_model, tmp_path / "plain"))
+    mined = run(batch_neg_args(recall_data, tiny_model, tmp_path / "hard", "--hard_negatives_file", str(hard)))
     assert f"{len(rows)} of {len(rows)} training rows have one" in mined.stdout
     a, b = losses(plain.stdout), losses(mined.stdout)
     assert b[0] > a[0] + 0.3  # 32 candidates per query instead of 16 at the start
@@ -581,40 +592,17 @@ def test_batch_neg_trains_with_mined_hard_negatives(recall_data, tiny_model, tmp
 def test_batch_neg_distils_cross_encoder_margins(recall_data, tiny_model, tmp_path):
     """--teacher_scores_file adds margin-MSE towards the teacher's logit margins (first loss higher, then
     falls); a pair the teacher file does not score is named."""
-    rows = [l.rstrip("\n").split("\t") for l in open(recall_data["train"], encoding="utf-8")]
-    hard, scores = tmp_path / "hard.tsv", tmp_path / "scores.tsv"
-    negs = [rows[(i + 5) % len(rows)][1] for i in range(len(rows))]
-    hard.write_text("".join(f"{q}\t{t}\t{n}\n" for (q, t), n in zip(rows, negs)), encoding="utf-8")
+    rows, negs, hard = hard_negative_files(recall_data, tmp_path)
+    scores = tmp_path / "scores.tsv"
     scores.write_text("".join(f"{q}\t{t}\t0.9\n{q}\t{n}\t0.1\n" for (q, t), n in zip(rows, negs)), encoding="utf-8")
-    common = [
-        "recall/train_batch_neg.py",
-        "--train_set_file",
-        recall_data["train"],
-        "--model_name_or_path",
-        tiny_model,
-        "--pooling",
-        "mean",
-        "--batch_size",
-        "16",
-        "--epochs",
-        "4",
-        "--learning_rate",
-        "2e-3",
-        "--max_seq_length",
-        "32",
-        "--scale",
-        "20",
-        "--log_steps",
-        "1",
-        "--save_steps",
-        "1000",
-        "--seed",
-        "3",
-        "--hard_negatives_file",
-        str(hard),
-    ]
-    plain = run([*common, "--save_dir", str(tmp_path / "plain")])
-    taught = run([*common, "--save_dir", str(tmp_path / "taught"), "--teacher_scores_file", str(scores)])
+
+    def train(name):
+        extra = ["--hard_negatives_file", str(hard)] + (
+            ["--teacher_scores_file", str(scores)] if name != "plain" else []
+        )
+        return run(batch_neg_args(recall_data, tiny_model, tmp_path / name, *extra), check=name != "bad")
+
+    plain, taught = train("plain"), train("taught")
     assert f"margin-MSE distillation on {len(rows)} rows" in taught.stdout
     a, b = losses(plain.stdout), losses(taught.stdout)
     assert b[0] > a[0] + 1.0  # the teacher's margin (2 * logit(0.9) = 4.4) is far from the untrained student's
@@ -622,5 +610,5 @@ def test_batch_neg_distils_cross_encoder_margins(recall_data, tiny_model, tmp_pa
     meta = json.load(open(tmp_path / "taught" / "model_24" / "ranker.json"))
     assert meta["objective"] == "in_batch_negatives+hard_negatives+distillation"
     scores.write_text("".join(f"{q}\t{t}\t0.9\n" for q, t in rows), encoding="utf-8")  # negatives unscored
-    p = run([*common, "--save_dir", str(tmp_path / "bad"), "--teacher_scores_file", str(scores)], check=False)
+    p = train("bad")
     assert p.returncode == 2 and "no score for" in p.stderr and str(scores) in p.stderr
