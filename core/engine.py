@@ -94,7 +94,7 @@ class Engine:
         else:
             raise ValueError(f"unknown backend {backend!r} ({', '.join(BACKENDS)})")
         self.backend_name = backend
-        # ONNX Runtime gains from splitting a mixed-length batch (about 1.25x on 20-title requests);
+        # ONNX Runtime gains from splitting a mixed-length batch into fewer padded tokens;
         # Paddle Inference loses (it re-plans for each new input shape)
         self.run_overhead_tokens = RUN_OVERHEAD_TOKENS if backend.startswith("onnxruntime") else None
         self.lock = threading.Lock()

@@ -6,6 +6,9 @@
 #   plus the `tokenizers` library there (the seed's server tokenizes in Python inside its Op)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the project's venv too: benchmarks/onnx_variants.py runs ONNX Runtime's transformer optimizer, which needs sympy
+[ -x .venv/bin/python ] || bash scripts/setup.sh
+.venv/bin/python -m pip install -q --disable-pip-version-check sympy==1.14.0 mpmath==1.3.0
 if [ ! -x .venv-bench/bin/python ]; then python3 -m venv .venv-bench; fi
 .venv-bench/bin/python -m pip install -q --disable-pip-version-check -r benchmarks/requirements-bench.txt
 if [ ! -x .venv-infinity/bin/python ]; then python3 -m venv .venv-infinity; fi
