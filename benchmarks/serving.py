@@ -127,6 +127,11 @@ def ort_file_runner(path, threads):
     return run
 
 
+def ids_runner(engine):
+    """A function of a padded id batch -> the engine's scores (token types all 0, as our encoders make them)."""
+    return lambda ids: engine.run_feeds({"input_ids": ids, "token_type_ids": np.zeros_like(ids)})
+
+
 def engine_speeds(name, params_path, export_dir, pairs, args, variants):
     """pairs/s of each shipped backend (and each graph variant) on the same length-sorted batches of 32."""
     from core.engine import RankerEngine
@@ -147,17 +152,13 @@ def engine_speeds(name, params_path, export_dir, pairs, args, variants):
             if backend == "paddle"
             else RankerEngine(export_dir, backend=backend, max_seq_length=args.max_seq_length, cpu_threads=args.threads)
         )
-        runners[backend] = (
-            lambda e: lambda ids: e.run_feeds({"input_ids": ids, "token_type_ids": np.zeros_like(ids)})
-        )(eng)
+        runners[backend] = ids_runner(eng)
     if variants:
         # measured, not shipped unless faster: oneDNN for fp32, one thread instead of two
         mkl = RankerEngine(export_dir, max_seq_length=args.max_seq_length, cpu_threads=args.threads, enable_mkldnn=True)
         one = RankerEngine(export_dir, backend="onnxruntime-int8", max_seq_length=args.max_seq_length, cpu_threads=1)
         for label, eng in (("paddle oneDNN fp32", mkl), ("onnxruntime-int8, 1 thread", one)):
-            runners[label] = (
-                lambda e: lambda ids: e.run_feeds({"input_ids": ids, "token_type_ids": np.zeros_like(ids)})
-            )(eng)
+            runners[label] = ids_runner(eng)
         from onnx_variants import write_variants
 
         for v, path in write_variants(

@@ -65,12 +65,12 @@ def mine(queries, positives, engine, index, ranker, args, out, scores_out):
         for q, hs in zip(chunk, hits):
             known = set(positives[q])
             cands = list(dict.fromkeys(h.text for h in hs if h.text not in known))
-            scores = ranker.score([(q, t) for t in cands]) if cands else []
-            kept = [(t, float(s)) for t, s in zip(cands, scores) if s < args.denoise_threshold]
+            pos = positives[q]
+            scores = ranker.score([(q, t) for t in pos + cands])  # positives and candidates in one engine call
+            kept = [(t, float(s)) for t, s in zip(cands, scores[len(pos) :]) if s < args.denoise_threshold]
             denoised += len(cands) - len(kept)
             kept = kept[: args.negatives_per_query]
-            pos_scores = ranker.score([(q, t) for t in positives[q]])
-            scored = list(zip(positives[q], pos_scores)) + kept
+            scored = list(zip(pos, scores[: len(pos)])) + kept
             scores_out.write("".join(f"{q}\t{t}\t{float(s):.6f}\n" for t, s in scored))
             scores_out.flush()  # before the main file: a query in --output has its scores written
             out.write("".join(f"{q}\t{p}\t{t}\n" for p in positives[q] for t, _ in kept))
