@@ -319,14 +319,17 @@ def rerank_scores(reply):
     return out
 
 
-def ours(name, export_dir, backend, args):
+def ours(name, export_dir, backend, args, replicas=None):
+    """Our server on one backend: args.threads threads in all, in `replicas` sessions (default args.replicas)."""
+    replicas = args.replicas if replicas is None else replicas
     port = free_port()
-    cfg = os.path.join(args.work_dir, f"server_{name}.yml")
+    cfg = os.path.join(args.work_dir, f"server_{name}.yml".replace(" ", "_").replace(",", ""))
     with open(cfg, "w") as f:
         f.write(
             f"http_port: {port}\nrpc_port: 0\nhost: 127.0.0.1\nmax_pairs_per_request: 256\nmodels:\n"
             f"  - name: ranker\n    model_dir: {export_dir}\n    backend: {backend}\n"
             f"    max_seq_length: {args.max_seq_length}\n    cpu_threads: {args.threads}\n"
+            f"    replicas: {replicas}\n"
             f"    batching: {{max_batch_size: {args.batch_size}, max_wait_ms: 5}}\n"
         )
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
@@ -536,6 +539,12 @@ def main():
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--max_seq_length", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=2,
+        help="our server's engine sessions, side by side, sharing --threads (replicas in the server config)",
+    )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--duration", type=float, default=40.0, help="seconds of load per concurrency level")
@@ -609,6 +618,10 @@ def main():
         specs = []
         if "ours" in which:
             specs += [(ours(f"ours {b}", teacher_dir, b, args), "12-layer") for b in SHIPPED]
+            if args.replicas > 1:  # the step measured: the same int8 engine as one session of args.threads threads
+                specs.append(
+                    (ours("ours onnxruntime-int8, 1 session", teacher_dir, "onnxruntime-int8", args, 1), "12-layer")
+                )
         if "student" in which and args.student:
             sdir = models["6-layer student"][1]
             student_fp32 = RankerEngine(sdir, backend="paddle", max_seq_length=args.max_seq_length, cpu_threads=2)

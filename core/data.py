@@ -8,6 +8,7 @@ treated as a header (PaddleNLP's sort/rank files have one, its recall files do n
 import os
 import warnings
 from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Executor
 
 import numpy as np
 
@@ -239,22 +240,56 @@ def padding_aware_batches(
     return ranges[::-1]
 
 
+def split_for_workers(
+    sorted_lengths: Sequence[int], ranges: list[tuple[int, int]], workers: int
+) -> list[tuple[int, int]]:
+    """Split batches (ranges over rows sorted by length) until there are at least `workers` of them, so
+    that one request keeps every engine replica busy: the costliest batch (rows x longest row) is cut
+    where its two parts cost most nearly the same. Batches of one row are never cut."""
+    ranges = list(ranges)
+
+    def cost(r):
+        return (r[1] - r[0]) * sorted_lengths[r[1] - 1]
+
+    while len(ranges) < workers:
+        splittable = [r for r in ranges if r[1] - r[0] > 1]
+        if not splittable:
+            break
+        a, b = max(splittable, key=cost)
+        cut = min(range(a + 1, b), key=lambda c: max(cost((a, c)), cost((c, b))))
+        i = ranges.index((a, b))
+        ranges[i : i + 1] = [(a, cut), (cut, b)]
+    return ranges
+
+
 def run_by_length(
     rows: Sequence,
     batch_size: int,
     run_batch: Callable[[list], np.ndarray],
     length: Callable = len,
     overhead_tokens: int | None = None,
+    pool: Executor | None = None,
+    workers: int = 1,
 ) -> np.ndarray:
     """Inference over `rows` in batches of similar length (little padding): `run_batch(list of rows)`
     gives one output row per input row; the outputs come back in the input order as a float32 array
-    (None when there are no rows). With overhead_tokens, batches follow padding_aware_batches."""
+    (None when there are no rows). With overhead_tokens, batches follow padding_aware_batches. With a
+    `pool` of `workers` threads, the batches (at least `workers` of them when there are enough rows)
+    run concurrently, the costliest first."""
     lengths = [length(r) for r in rows]
     order = np.argsort(lengths, kind="mergesort")
+    sorted_lengths = [lengths[i] for i in order]
+    ranges = padding_aware_batches(sorted_lengths, batch_size, overhead_tokens)
+    batches = [order[a:b] for a, b in ranges]
+    if pool is not None and workers > 1:
+        ranges = split_for_workers(sorted_lengths, ranges, workers)
+        ranges.sort(key=lambda r: (r[1] - r[0]) * sorted_lengths[r[1] - 1], reverse=True)
+        batches = [order[a:b] for a, b in ranges]
+        results = list(pool.map(lambda idx: np.asarray(run_batch([rows[j] for j in idx])), batches))
+    else:
+        results = (np.asarray(run_batch([rows[j] for j in idx])) for idx in batches)
     out = None
-    for a, b in padding_aware_batches([lengths[i] for i in order], batch_size, overhead_tokens):
-        idx = order[a:b]
-        res = np.asarray(run_batch([rows[j] for j in idx]))
+    for idx, res in zip(batches, results):
         if out is None:
             out = np.zeros((len(rows),) + res.shape[1:], dtype=np.float32)
         out[idx] = res

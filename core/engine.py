@@ -12,8 +12,9 @@ static graph by `to_onnx` (paddle2onnx) at export time.
 """
 
 import os
-import threading
+import queue
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -59,7 +60,11 @@ class OrtBackend:
 
 
 class Engine:
-    """Tokenizer + backend for one exported model; thread-safe (one run at a time)."""
+    """Tokenizer + backend for one exported model; thread-safe.
+
+    `replicas` > 1 loads that many sessions of the model, each with cpu_threads // replicas threads
+    (at least 1), and runs the batches of one call side by side, one per session: on few cores,
+    small batches keep one core each busier than two threads share one matrix product."""
 
     def __init__(
         self,
@@ -72,32 +77,42 @@ class Engine:
         use_tensorrt=False,
         precision="fp32",
         batch_size=32,
+        replicas=1,
     ):
         if not os.path.isdir(model_dir):
             raise ModelLoadError(f"{model_dir}: model directory not found")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r} ({', '.join(BACKENDS)})")
         self.model_dir = model_dir
         self.tokenizer = load_tokenizer(model_dir)
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size
         self.pad_id = self.tokenizer.pad_token_id or 0
-        if backend in ("paddle", "paddle-bf16"):
-            self.backend = PaddlePredictor(
-                model_dir,
-                device=device,
-                cpu_threads=cpu_threads,
-                enable_mkldnn=enable_mkldnn,
-                use_tensorrt=use_tensorrt,
-                precision="bf16" if backend == "paddle-bf16" else precision,
-            )
-        elif backend in ("onnxruntime", "onnxruntime-int8"):
-            self.backend = OrtBackend(model_dir, cpu_threads, int8=backend.endswith("int8") or precision == "int8")
-        else:
-            raise ValueError(f"unknown backend {backend!r} ({', '.join(BACKENDS)})")
+        self.replicas = max(1, int(replicas))
+        threads = max(1, int(cpu_threads) // self.replicas)
+
+        def make():
+            if backend in ("paddle", "paddle-bf16"):
+                return PaddlePredictor(
+                    model_dir,
+                    device=device,
+                    cpu_threads=threads,
+                    enable_mkldnn=enable_mkldnn,
+                    use_tensorrt=use_tensorrt,
+                    precision="bf16" if backend == "paddle-bf16" else precision,
+                )
+            return OrtBackend(model_dir, threads, int8=backend.endswith("int8") or precision == "int8")
+
+        self.backends = [make() for _ in range(self.replicas)]
+        self.backend = self.backends[0]
+        self._idle = queue.SimpleQueue()  # sessions free to run; a run takes one and gives it back
+        for b in self.backends:
+            self._idle.put(b)
+        self._pool = ThreadPoolExecutor(self.replicas, "engine") if self.replicas > 1 else None
         self.backend_name = backend
         # ONNX Runtime gains from splitting a mixed-length batch into fewer padded tokens;
         # Paddle Inference loses (it re-plans for each new input shape)
         self.run_overhead_tokens = RUN_OVERHEAD_TOKENS if backend.startswith("onnxruntime") else None
-        self.lock = threading.Lock()
         limits = read_limits(model_dir)
         self.vocab_size = int(limits.get("vocab_size", self.tokenizer.vocab_size))
         self.type_vocab_size = int(limits.get("type_vocab_size", 2))
@@ -108,8 +123,11 @@ class Engine:
         return list(INPUTS)
 
     def _run(self, feeds):
-        with self.lock:
-            out = np.asarray(self.backend.run(feeds))
+        backend = self._idle.get()
+        try:
+            out = np.asarray(backend.run(feeds))
+        finally:
+            self._idle.put(backend)
         return out.reshape(len(feeds["input_ids"]), -1)
 
     def check_feeds(self, feeds: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -159,7 +177,13 @@ class Engine:
             )
 
         out = run_by_length(
-            encoded, self.batch_size, run, length=lambda e: len(e[0]), overhead_tokens=self.run_overhead_tokens
+            encoded,
+            self.batch_size,
+            run,
+            length=lambda e: len(e[0]),
+            overhead_tokens=self.run_overhead_tokens,
+            pool=self._pool,
+            workers=self.replicas,
         )
         return self._squeeze(out)
 

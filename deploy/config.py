@@ -27,7 +27,9 @@ A Paddle Serving config_nlp.yml itself is accepted too: every `op` whose
         kind: ranker         # ranker | encoder
         backend: paddle      # paddle | paddle-bf16 | onnxruntime | onnxruntime-int8
         max_seq_length: 64   # longer (query, title) pairs are truncated, longest text first
-        cpu_threads: 2
+        cpu_threads: 2       # CPU threads of this model, in all
+        replicas: 1          # engine sessions run side by side, each with cpu_threads // replicas threads
+                             # (a request's batches are split across them)
         batching: {max_batch_size: 32, max_wait_ms: 5}
     search:                  # optional: end-to-end search, POST /search and Pipeline service "search"
       encoder: recall        # a kind: encoder model above (embeds the query)
@@ -147,6 +149,7 @@ def from_dict(raw: dict, base_dir: str = ".", where: str = "config") -> dict:
                 "backend": backend,
                 "max_seq_length": _int(m, "max_seq_length", 128, w, 8),
                 "cpu_threads": _int(m, "cpu_threads", 2, w, 1),
+                "replicas": _int(m, "replicas", 1, w, 1),
                 "max_batch_size": _int(batching, "max_batch_size", 32, w, 1),
                 "max_wait_ms": _int(batching, "max_wait_ms", 5, w, 0),
             }

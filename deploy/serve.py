@@ -2,7 +2,7 @@
 
     python -m deploy.serve --model serving_server --port 8600 --thread 5 [--ir_optim True]
         [--gpu_ids 0] [--precision fp32|int8|bf16] [--backend paddle|paddle-bf16|onnxruntime|onnxruntime-int8]
-        [--host 127.0.0.1] [--api_key KEY] [--max_seq_length 128]
+        [--host 127.0.0.1] [--api_key KEY] [--max_seq_length 128] [--replicas 2]
 
 The flags are `python -m paddle_serving_server.serve`'s. The port answers both of C++ Serving's
 doors: brpc (`paddle_serving_client.Client`, the seed's rpc_client.py) and HTTP
@@ -77,6 +77,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--use_mkl", nargs="?", const="true", default="false", help="accepted")
     p.add_argument("--cpu_math_thread_num", type=int, default=2, help="math threads per model")
+    p.add_argument(
+        "--replicas", type=int, default=1, help="engine sessions side by side, sharing --cpu_math_thread_num"
+    )
     p.add_argument("--max_body_size", type=int, default=None, help="bytes (default: the server's max_body_bytes)")
     p.add_argument("--max_seq_length", type=int, default=128, help="for text requests (/v1/rerank, /v1/embeddings)")
     p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
@@ -119,6 +122,7 @@ def config_from_args(args: argparse.Namespace) -> dict:
                 "backend": backend,
                 "max_seq_length": args.max_seq_length,
                 "cpu_threads": args.cpu_math_thread_num,
+                "replicas": args.replicas,
             }
         ],
     }

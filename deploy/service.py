@@ -72,6 +72,7 @@ class ModelService:
             max_seq_length=cfg["max_seq_length"],
             cpu_threads=cfg["cpu_threads"],
             batch_size=cfg["max_batch_size"],
+            replicas=cfg.get("replicas", 1),
         )
         self.feed_alias, self.fetch_alias = load_aliases(
             cfg["model_dir"], "predict" if self.kind == "ranker" else "output_embedding"
@@ -131,7 +132,12 @@ class ModelService:
         return np.asarray(self.batcher.run(rows, ctx.deadline))
 
     def info(self) -> dict:
-        return {"kind": self.kind, "backend": self.cfg["backend"], "max_seq_length": self.cfg["max_seq_length"]}
+        return {
+            "kind": self.kind,
+            "backend": self.cfg["backend"],
+            "max_seq_length": self.cfg["max_seq_length"],
+            "replicas": self.engine.replicas,
+        }
 
     def close(self) -> None:
         self.batcher.stop()

@@ -191,7 +191,8 @@ models:
     model_dir: export
     backend: onnxruntime
     max_seq_length: 32
-    cpu_threads: 1
+    cpu_threads: 2
+    replicas: 2
   - name: encoder
     model_dir: encoder
     kind: encoder

@@ -171,3 +171,22 @@ def test_run_by_length_returns_outputs_in_input_order():
     rows = [[1] * n for n in (5, 60, 7, 33, 2, 64, 18)]
     out = run_by_length(rows, 3, lambda batch: [[len(r)] for r in batch])
     assert out[:, 0].tolist() == [5, 60, 7, 33, 2, 64, 18]
+
+
+def test_split_for_workers_balances_cost_and_runs_batches_side_by_side():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.data import run_by_length, split_for_workers
+
+    lengths = sorted([12, 14, 15, 18, 20, 22, 25, 30, 31, 33, 40, 41, 45, 50, 52, 55, 58, 60, 62, 64])
+    parts = split_for_workers(lengths, [(0, 20)], 2)
+    assert len(parts) == 2 and parts[0][0] == 0 and parts[-1][1] == 20 and parts[0][1] == parts[1][0]
+    costs = [(b - a) * lengths[b - 1] for a, b in parts]
+    assert max(costs) < 0.6 * 20 * 64  # each half costs about half of the whole
+    assert split_for_workers([5], [(0, 1)], 2) == [(0, 1)]  # one row is never cut
+    assert len(split_for_workers(lengths, [(0, 8), (8, 20)], 2)) == 2  # enough batches already
+
+    rows = [[1] * n for n in (5, 60, 7, 33, 2, 64, 18)]
+    with ThreadPoolExecutor(2) as pool:
+        out = run_by_length(rows, 32, lambda batch: [[len(r)] for r in batch], pool=pool, workers=2)
+    assert out[:, 0].tolist() == [5, 60, 7, 33, 2, 64, 18]

@@ -64,3 +64,19 @@ def test_paddle_bf16_backend_runs_in_bf16_and_stays_close(served):
     bf16 = RankerEngine(served["exported"], backend="paddle-bf16", max_seq_length=32, cpu_threads=1).score(pairs)
     diff = np.abs(bf16 - fp32).max()
     assert 0 < diff < 0.05, diff
+
+
+@pytest.mark.parametrize("backend", ["paddle", "onnxruntime", "onnxruntime-int8"])
+def test_engine_replicas_give_the_scores_of_one_session(served, backend):
+    """replicas: 2 runs a request's batches on two one-thread sessions side by side, with the same scores."""
+    from core.engine import RankerEngine
+
+    pairs = [(q, t * (i % 5 + 1)) for i, (q, t) in enumerate(PAIRS * 6)]  # mixed lengths: several batches
+    one = RankerEngine(served["exported"], backend=backend, max_seq_length=32, cpu_threads=1)
+    two = RankerEngine(served["exported"], backend=backend, max_seq_length=32, cpu_threads=2, replicas=2)
+    assert len(two.backends) == 2 and two.backends[0] is not two.backends[1]
+    used = set()
+    for b in two.backends:  # record which session ran each batch
+        b.run = lambda f, b=b, run=b.run: (used.add(id(b)), run(f))[1]
+    np.testing.assert_allclose(two.score(pairs), one.score(pairs), atol=1e-6)
+    assert len(used) == 2
