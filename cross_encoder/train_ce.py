@@ -4,6 +4,14 @@
         --test_file data/rank/dev_pairwise.csv --save_dir checkpoints/cross_encoder
 Multi-GPU: python -u -m paddle.distributed.launch --gpus "0,1,2,3" cross_encoder/train_ce.py ...
 
+Trained on what recall returns (RocketQA) and on the graded labels 0..3:
+    python cross_encoder/train_ce.py --train_set data/rank/train_graded.csv --max_grade 3 \
+        --hard_negatives_file data/recall/hard_negatives.tsv ...
+--max_grade G: the labels are grades 0..G and the target probability of a pair is grade / G (soft-label
+cross-entropy), so "somewhat relevant" (1) and "fully relevant" (3) are not the same class.
+--hard_negatives_file: recall/mine_negatives.py's PaddleNLP rows (query, title, neg_title): each mined
+(query, neg_title) becomes a row of label 0, unless the training file already labels that pair.
+
 A smaller, faster ranker distilled from a trained one (the student starts as the teacher's lower layers):
     python cross_encoder/train_ce.py --teacher checkpoints/cross_encoder/model_600 --num_layers 6 \
         --train_set data/sort/train.csv --test_file data/sort/dev_pairwise.csv --save_dir checkpoints/ce_6l
@@ -29,6 +37,17 @@ def parse_args(argv=None):
     )
     p.add_argument("--test_file", required=True, help="query\\ttitle\\tlabel dev file for AUC")
     p.add_argument(
+        "--max_grade",
+        type=int,
+        default=1,
+        help="labels are grades 0..N; the target probability is grade / N (1: PaddleNLP's 0/1 labels)",
+    )
+    p.add_argument(
+        "--hard_negatives_file",
+        default=None,
+        help="mined negatives (recall/mine_negatives.py: query\\ttitle\\tneg_title): each neg_title joins as label 0",
+    )
+    p.add_argument(
         "--save_steps", "--save_step", dest="save_step", type=int, default=10000, help="save a checkpoint every N steps"
     )
     p.add_argument("--use_amp", action="store_true", help="mixed precision (GPU only; ignored on cpu)")
@@ -53,7 +72,25 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if not 0.0 <= args.distill_alpha <= 1.0:
         p.error(f"--distill_alpha {args.distill_alpha}: must be within [0, 1]")
+    if args.max_grade < 1:
+        p.error(f"--max_grade {args.max_grade}: must be at least 1")
     return args
+
+
+def add_hard_negatives(rows: list[dict], path: str) -> int:
+    """Append each mined (query, neg_title) of `path` as a label-0 row unless `rows` already has the pair;
+    returns how many were added."""
+    from core.data import read_tsv
+
+    seen = {(r["query"], r["title"]) for r in rows}
+    added = 0
+    for r in read_tsv(path, ("query", "title", "neg_title")):
+        key = (r["query"], r["neg_title"])
+        if key not in seen:
+            seen.add(key)
+            rows.append({"query": key[0], "title": key[1], "label": 0})
+            added += 1
+    return added
 
 
 def main(argv=None):
@@ -63,7 +100,11 @@ def main(argv=None):
     args = parse_args(argv)
     rank, world = init_device(args.device)
     set_seed(args.seed)
-    train_rows = read_labeled_pairs(args.train_set)
+    train_rows = read_labeled_pairs(args.train_set, label_values=range(args.max_grade + 1))
+    if args.hard_negatives_file:
+        added = add_hard_negatives(train_rows, args.hard_negatives_file)
+        if rank == 0:
+            print(f"{added} mined negatives from {args.hard_negatives_file} join the training rows as label 0")
     dev_rows = read_labeled_pairs(args.test_file)
     teacher = None
     if args.teacher:  # the student starts from the teacher's weights; the teacher only scores
@@ -73,6 +114,7 @@ def main(argv=None):
         meta["distilled_from"] = {"teacher": args.teacher, "alpha": args.distill_alpha}
     else:
         model, tokenizer, config, meta = build(args.model_name_or_path, dropout=args.dropout, pooling=args.pooling)
+    meta["objective"] = {"max_grade": args.max_grade, "hard_negatives_file": args.hard_negatives_file}
     if args.num_layers:
         keep_lower_layers(model.model, args.num_layers)
     if rank == 0:
@@ -86,7 +128,11 @@ def main(argv=None):
 
     def loss_fn(net, t):
         logits = net(t[0], t[1])
-        ce = F.cross_entropy(logits, t[2].astype("int64").unsqueeze(-1))
+        if args.max_grade == 1:
+            ce = F.cross_entropy(logits, t[2].astype("int64").unsqueeze(-1))
+        else:  # soft labels: the target probability of "relevant" is grade / max_grade
+            y = t[2].astype("float32") / args.max_grade
+            ce = F.cross_entropy(logits, paddle.stack([1.0 - y, y], axis=-1), soft_label=True)
         if teacher is None:
             return ce
         with paddle.no_grad():

@@ -8,6 +8,7 @@ Writes (tab-separated, UTF-8; see datasets/README.md for the formats):
   sort/dev_pairwise.csv    header query,title,label      (label 1 when KUAKE label >= 2)
   sort/test_pairwise.csv   query,title,score             (unlabeled pairs; score = char Jaccard)
   rank/train.csv           header query,title,label
+  rank/train_graded.csv    header query,title,label      (the same rows with the graded labels 0..3)
   rank/dev_pairwise.csv    header query,title,label
   recall/train.csv         query,title                   (relevant pairs of train)
   recall/corpus.csv        title                         (every unique title of all three files)
@@ -146,6 +147,7 @@ def main():
     write(os.path.join(out, "sort/dev_pairwise.csv"), ("query", "title", "label"), binary(dev))
     write(os.path.join(out, "sort/test_pairwise.csv"), None, [(q, t, f"{char_jaccard(q, t):.4f}") for q, t, _ in test])
     write(os.path.join(out, "rank/train.csv"), ("query", "title", "label"), binary(train))
+    write(os.path.join(out, "rank/train_graded.csv"), ("query", "title", "label"), train)
     write(os.path.join(out, "rank/dev_pairwise.csv"), ("query", "title", "label"), binary(dev))
     write(os.path.join(out, "recall/train.csv"), None, unique((q, t) for q, t, l in train if l >= RELEVANT))
     write(os.path.join(out, "recall/corpus.csv"), None, [(t,) for t in unique(t for _, t, _ in all_train + dev + test)])

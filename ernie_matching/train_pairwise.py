@@ -3,6 +3,11 @@
     python ernie_matching/train_pairwise.py --train_file data/sort/train_pairwise.csv \
         --test_file data/sort/dev_pairwise.csv --save_dir checkpoints/pairwise
 Multi-GPU: python -u -m paddle.distributed.launch --gpus "0,1,2,3" ernie_matching/train_pairwise.py ...
+
+--hard_negatives_file: recall/mine_negatives.py's rows (query, title, neg_title) join the training triples
+(RocketQA: negatives the retriever returns). With a graded training file, a mined row's title keeps the
+grade the training file gives that (query, title) (RELEVANT_GRADE when it gives none) and its neg_title
+gets grade 0, so mined rows take part in the in-batch graded pairs too.
 """
 
 import numpy as np
@@ -24,6 +29,11 @@ def parse_args(argv=None):
         help="query\\ttitle\\tneg_title[\\tlabel\\tneg_label] (header optional; graded labels optional)",
     )
     p.add_argument("--test_file", required=True, help="query\\ttitle\\tlabel dev file for AUC")
+    p.add_argument(
+        "--hard_negatives_file",
+        default=None,
+        help="mined triples (recall/mine_negatives.py: query\\ttitle\\tneg_title) added to the training triples",
+    )
     p.add_argument("--margin", type=float, default=0.2, help="margin between pos_score and neg_score")
     p.add_argument("--save_step", type=int, default=10000, help="save a checkpoint every N steps")
     p.add_argument(
@@ -36,11 +46,35 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+RELEVANT_GRADE = 2  # KUAKE-QTR: grades >= 2 are relevant (datasets/prepare_kuake_qtr.py)
+
+
+def add_hard_negatives(rows: list[dict], path: str) -> int:
+    """Append the mined triples of `path` to `rows` (graded when `rows` are); returns how many."""
+    from core.data import read_tsv
+
+    graded = bool(rows) and "label" in rows[0]
+    grade = {}
+    for r in rows if graded else ():
+        grade[(r["query"], r["title"])] = r["label"]
+        grade[(r["query"], r["neg_title"])] = r["neg_label"]
+    mined = read_tsv(path, ("query", "title", "neg_title"))
+    for r in mined:
+        if graded:
+            r["label"], r["neg_label"] = max(1, grade.get((r["query"], r["title"]), RELEVANT_GRADE)), 0
+        rows.append(r)
+    return len(mined)
+
+
 def main(argv=None):
     args = parse_args(argv)
     rank, world = init_device(args.device)
     set_seed(args.seed)
     train_rows = read_pairwise_train(args.train_file)
+    if args.hard_negatives_file:
+        added = add_hard_negatives(train_rows, args.hard_negatives_file)
+        if rank == 0:
+            print(f"{added} mined triples from {args.hard_negatives_file} join the training triples")
     dev_rows = read_labeled_pairs(args.test_file)
     graded = "label" in train_rows[0]
     if args.in_batch_pairs == "on" and not graded:
@@ -74,6 +108,7 @@ def main(argv=None):
     evaluate = auc_evaluator(tokenizer, dev_rows, args.max_seq_length, args.batch_size)
 
     meta["max_seq_length"] = args.max_seq_length
+    meta["objective"] = {"in_batch_pairs": in_batch, "hard_negatives_file": args.hard_negatives_file}
     result = train(
         model,
         dataset,

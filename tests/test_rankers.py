@@ -248,3 +248,50 @@ def test_pairwise_trains_on_paddlenlp_three_column_triples(small, tiny_model, tm
     assert result["global_step"] == 3 and all(np.isfinite(result["losses"]))
     with pytest.raises(DataError, match="needs the label and neg_label columns"):
         main(["--train_file", str(three), "--save_dir", str(tmp_path / "b"), "--in_batch_pairs", "on", *common])
+
+
+def test_pairwise_trains_with_mined_hard_negatives(small, tiny_model, tmp_path, capsys):
+    from core.data import read_pairwise_train
+    from ernie_matching.train_pairwise import add_hard_negatives, main
+
+    rows = read_pairwise_train(small["pair_train"])
+    mined = tmp_path / "hard_negatives.tsv"
+    r0 = rows[0]
+    mined.write_text(
+        "query\ttitle\tneg_title\n"
+        f"{r0['query']}\t{r0['title']}\t一个被检索到的无关标题\n"  # a title the training file grades
+        "一个新的问题\t一个新的标题\t另一个检索到的标题\n",  # a query it does not know
+        encoding="utf-8",
+    )
+    graded = [dict(r) for r in rows]
+    assert add_hard_negatives(graded, str(mined)) == 2
+    assert graded[-2]["label"] == r0["label"] and graded[-2]["neg_label"] == 0
+    assert graded[-1]["label"] == 2 and graded[-1]["neg_label"] == 0
+    result = main(
+        [
+            "--train_file",
+            small["pair_train"],
+            "--hard_negatives_file",
+            str(mined),
+            "--test_file",
+            small["dev"],
+            "--model_name_or_path",
+            tiny_model,
+            "--save_dir",
+            str(tmp_path / "run"),
+            "--batch_size",
+            "8",
+            "--max_steps",
+            "3",
+            "--eval_step",
+            "0",
+            "--save_step",
+            "0",
+            "--max_seq_length",
+            "32",
+        ]
+    )
+    assert "2 mined triples" in capsys.readouterr().out
+    assert result["in_batch_pairs"] and all(np.isfinite(result["losses"]))
+    with open(os.path.join(result["last_checkpoint"], "ranker.json")) as f:
+        assert json.load(f)["objective"]["hard_negatives_file"] == str(mined)

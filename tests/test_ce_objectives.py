@@ -1,0 +1,88 @@
+"""The cross-encoder on graded labels (--max_grade) and on mined hard negatives (--hard_negatives_file)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import head
+from test_distill import common_args
+
+from core.data import PairEncoder, pad, read_labeled_pairs
+from core.errors import DataError
+
+
+def probabilities(ckpt, rows):
+    import paddle
+    import paddle.nn.functional as F
+
+    from cross_encoder.common import build
+
+    model, tokenizer, _, _ = build(None, params_path=ckpt)
+    model.eval()
+    enc = PairEncoder(tokenizer, 48)
+    e = [enc(r["query"], r["title"]) for r in rows]
+    with paddle.no_grad():
+        logits = model(paddle.to_tensor(pad([x[0] for x in e])), paddle.to_tensor(pad([x[1] for x in e])))
+    return F.softmax(logits, axis=-1).numpy()[:, 1]
+
+
+@pytest.fixture(scope="module")
+def graded_file(data_dir, tmp_path_factory):
+    return head(data_dir / "rank/train_graded.csv", tmp_path_factory.mktemp("graded") / "train_graded.csv", 161)
+
+
+def train(small, tiny_model, save_dir, train_file, *extra):
+    from cross_encoder.train_ce import main
+
+    args = common_args(small, save_dir, 6)
+    args[args.index("--train_set") + 1] = train_file
+    return main(["--model_name_or_path", tiny_model, *args, *extra])
+
+
+def test_graded_labels_train_a_probability_that_follows_the_grade(small, tiny_model, graded_file, tmp_path):
+    out = train(small, tiny_model, tmp_path / "graded", graded_file, "--max_grade", "3")
+    assert np.mean(out["losses"][-6:]) < np.mean(out["losses"][:6]), out["losses"]
+    rows = read_labeled_pairs(graded_file, label_values=range(4))
+    p = probabilities(out["last_checkpoint"], rows)
+    grades = np.array([r["label"] for r in rows])
+    means = [float(p[grades == g].mean()) for g in range(4)]
+    assert means == sorted(means), means  # a higher grade, a higher probability
+    # grade 1 ("somewhat relevant") is neither "irrelevant" nor "relevant": between the two
+    assert means[0] < means[1] < means[3], means
+    with open(os.path.join(out["last_checkpoint"], "ranker.json")) as f:
+        assert json.load(f)["objective"] == {"max_grade": 3, "hard_negatives_file": None}
+
+
+def test_a_grade_above_max_grade_is_named_by_file_and_line(small, tiny_model, graded_file, tmp_path):
+    with pytest.raises(DataError, match=r"train_graded\.csv:\d+"):
+        train(small, tiny_model, tmp_path / "binary", graded_file)  # default --max_grade 1: grades 2, 3 refused
+
+
+def test_mined_negatives_join_as_label_0_rows(small, tiny_model, tmp_path, capsys):
+    rows = read_labeled_pairs(small["rank_train"])
+    titles = sorted({r["title"] for r in rows})
+    labeled = {(r["query"], r["title"]) for r in rows}
+    mined = tmp_path / "hard_negatives.tsv"
+    new = []
+    with open(mined, "w", encoding="utf-8") as f:
+        f.write("query\ttitle\tneg_title\n")
+        for r in rows[:20]:
+            neg = next(t for t in titles[len(new) :] if (r["query"], t) not in labeled)
+            new.append((r["query"], neg))
+            f.write(f"{r['query']}\t{r['title']}\t{neg}\n")
+        # a pair the training file labels: it keeps that label
+        f.write(f"{rows[1]['query']}\t{rows[0]['title']}\t{rows[1]['title']}\n")
+    out = train(small, tiny_model, tmp_path / "hard", small["rank_train"], "--hard_negatives_file", str(mined))
+    printed = capsys.readouterr().out
+    n_new = len(set(new))
+    assert f"{n_new} mined negatives" in printed, printed
+    assert f"{len(rows) + n_new} training pairs" in printed
+    p = probabilities(out["last_checkpoint"], [{"query": q, "title": t} for q, t in new])
+    pos = probabilities(out["last_checkpoint"], [r for r in rows[:20] if r["label"] == 1])
+    assert p.mean() < pos.mean()  # the mined titles learnt as negatives
+
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("a query\tonly two columns\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad\.tsv:1"):
+        train(small, tiny_model, tmp_path / "bad", small["rank_train"], "--hard_negatives_file", str(bad))
