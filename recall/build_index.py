@@ -31,6 +31,7 @@ def add_engine_args(p):
     p.add_argument("--max_seq_length", type=int, default=64)
     p.add_argument("--batch_size", type=int, default=64, help="texts per inference batch")
     p.add_argument("--cpu_threads", type=int, default=None, help="default: $OMP_NUM_THREADS or 2")
+    p.add_argument("--replicas", type=int, default=1, help="engine sessions side by side, sharing --cpu_threads")
 
 
 def encoder_engine(args):
@@ -43,6 +44,7 @@ def encoder_engine(args):
         max_seq_length=args.max_seq_length,
         cpu_threads=threads,
         batch_size=args.batch_size,
+        replicas=args.replicas,
     )
 
 

@@ -8,8 +8,9 @@ For each distinct query of --train_file (query\\ttitle rows: its titles are its 
 adds graded query\\ttitle\\tlabel rows, label >= --positive_label counting as positive):
   1. the recall encoder embeds it and the Milvus index returns the top --recall_num titles;
   2. its known positives are dropped;
-  3. the cross-encoder (--ranker_dir, an exported ranker) scores the rest; titles it scores at or above
-     --denoise_threshold are likely unlabelled positives (false negatives) and are dropped;
+  3. the cross-encoder (--ranker_dir, an exported ranker) scores the rest in retrieval order (a few more
+     than needed at a time, until enough are kept); titles it scores at or above --denoise_threshold are
+     likely unlabelled positives (false negatives) and are dropped;
   4. the --negatives_per_query best-retrieved remaining titles are its hard negatives.
 Output: PaddleNLP's pairwise TSV, `query\\ttitle\\tneg_title` (one row per positive and negative), which
 ernie_matching/train_pairwise.py trains on and recall/train_batch_neg.py takes as --hard_negatives_file;
@@ -66,11 +67,23 @@ def mine(queries, positives, engine, index, ranker, args, out, scores_out):
             known = set(positives[q])
             cands = list(dict.fromkeys(h.text for h in hs if h.text not in known))
             pos = positives[q]
-            scores = ranker.score([(q, t) for t in pos + cands])  # positives and candidates in one engine call
-            kept = [(t, float(s)) for t, s in zip(cands, scores[len(pos) :]) if s < args.denoise_threshold]
-            denoised += len(cands) - len(kept)
-            kept = kept[: args.negatives_per_query]
-            scored = list(zip(pos, scores[: len(pos)])) + kept
+            # candidates are scored in retrieval order, a few more than needed at a time, until enough are
+            # kept: the first engine call holds the positives too
+            kept, start, step = [], 0, 2 * args.negatives_per_query
+            scores = ranker.score([(q, t) for t in pos + cands[:step]])
+            pos_scores, cand_scores = scores[: len(pos)], scores[len(pos) :]
+            while True:
+                chunk = cands[start : start + step]
+                for t, s in zip(chunk, cand_scores):
+                    if s < args.denoise_threshold and len(kept) < args.negatives_per_query:
+                        kept.append((t, float(s)))
+                    elif s >= args.denoise_threshold:
+                        denoised += 1
+                start += step
+                if len(kept) >= args.negatives_per_query or start >= len(cands):
+                    break
+                cand_scores = ranker.score([(q, t) for t in cands[start : start + step]])
+            scored = list(zip(pos, pos_scores)) + kept
             scores_out.write("".join(f"{q}\t{t}\t{float(s):.6f}\n" for t, s in scored))
             scores_out.flush()  # before the main file: a query in --output has its scores written
             out.write("".join(f"{q}\t{p}\t{t}\n" for p in positives[q] for t, _ in kept))
@@ -125,6 +138,7 @@ def main(argv=None):
         max_seq_length=args.max_seq_length,
         cpu_threads=default_threads(args.cpu_threads),
         batch_size=args.batch_size,
+        replicas=args.replicas,
     )
     if done:
         print(f"resuming: {len(done)} of {len(positives)} queries already in {args.output}")
