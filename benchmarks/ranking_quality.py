@@ -51,6 +51,14 @@ def set_metrics(ev, scores):
     }
 
 
+CE_OBJECTIVES = {
+    "cross_encoder": "cross-entropy on 0/1 labels (rank/train.csv)",
+    "cross_encoder_graded": "soft-label cross-entropy on the grades 0..3 (rank/train_graded.csv, --max_grade 3)",
+    "cross_encoder_graded_mined": "graded, plus mined hard negatives as grade 0 (--hard_negatives_file)",
+}
+TRAINED = ("pairwise", *CE_OBJECTIVES)
+
+
 def train_and_score(kind, args, sets):
     save = os.path.join(args.work_dir, kind)
     lr = args.pairwise_learning_rate if kind == "pairwise" and args.pairwise_learning_rate else args.learning_rate
@@ -105,16 +113,26 @@ def train_and_score(kind, args, sets):
         from cross_encoder.common import build
         from cross_encoder.train_ce import main
 
+        graded = kind in ("cross_encoder_graded", "cross_encoder_graded_mined")
+        extra = ["--max_grade", "3"] if graded else []
+        if kind == "cross_encoder_graded_mined":
+            if not args.hard_negatives_file:
+                raise SystemExit(f"{kind} needs --hard_negatives_file (recall/mine_negatives.py)")
+            extra += ["--hard_negatives_file", args.hard_negatives_file]
         result = main(
             common
             + [
                 "--train_set",
-                os.path.join(args.data_dir, "rank/train.csv"),
+                os.path.join(args.data_dir, "rank/train_graded.csv" if graded else "rank/train.csv"),
                 "--test_file",
                 os.path.join(args.data_dir, "rank/dev_pairwise.csv"),
                 "--max_steps",
                 str(args.ce_steps),
+                "--seed",
+                str(args.seed),
             ]
+            + (["--pooling", args.ce_pooling] if args.ce_pooling != "auto" else [])
+            + extra
         )
         pairs_per_step = args.batch_size
     train_time = time.time() - t0
@@ -127,7 +145,8 @@ def train_and_score(kind, args, sets):
     engine = RankerEngine(export_dir, max_seq_length=args.max_seq_length, cpu_threads=2)
     scores = {name: engine.score(ev["pairs"]) for name, ev in sets.items()}
     info = {
-        "pooling": args.pairwise_pooling if kind == "pairwise" else "backbone default",
+        "pooling": args.pairwise_pooling if kind == "pairwise" else args.ce_pooling,
+        "objective": CE_OBJECTIVES.get(kind, "pairwise margin ranking"),
         "steps": result["global_step"],
         "batch_size": args.batch_size,
         "pairs_per_step": pairs_per_step,
@@ -164,8 +183,19 @@ def main():
         choices=["auto", "on", "off"],
         help="train_pairwise.py --in_batch_pairs: also rank rows of different queries by graded label",
     )
+    p.add_argument("--ce_pooling", default="auto", choices=["auto", "cls", "mean"], help="cross-encoder pooling")
+    p.add_argument(
+        "--hard_negatives_file",
+        default=None,
+        help="mined negatives for cross_encoder_graded_mined (recall/mine_negatives.py output)",
+    )
+    p.add_argument("--seed", type=int, default=1000)
     p.add_argument("--max_seq_length", type=int, default=64)
-    p.add_argument("--systems", default="char_jaccard,bm25,zero_shot_e5,cross_encoder,pairwise")
+    p.add_argument(
+        "--systems",
+        default="char_jaccard,bm25,zero_shot_e5,cross_encoder,pairwise",
+        help="also cross_encoder_graded, cross_encoder_graded_mined (with --hard_negatives_file)",
+    )
     p.add_argument("--work_dir", default=os.path.join(ROOT, "work_dirs", "ranking_quality"))
     p.add_argument(
         "--reuse",
@@ -198,7 +228,7 @@ def main():
         prev = json.load(open(prev_file))
         previous = prev.get("trained", {}) if args.reuse else {}
         runs_tried = prev.get("pairwise_runs", [])
-    for kind in ("cross_encoder", "pairwise"):
+    for kind in TRAINED:
         if kind in systems and kind in args.reuse.split(",") and kind in previous:
             from core.engine import RankerEngine
 
@@ -268,7 +298,7 @@ def main():
     if trained:
         body += "\n\nWhat was trained (backbone %s, 12 layers, hidden 384):\n\n" % args.model_name_or_path
         body += report.table(
-            ["model", "steps", "batch", "pairs/step", "seq len", "lr", "train time (s)", "pairs seen"],
+            ["model", "steps", "batch", "pairs/step", "seq len", "lr", "train time (s)", "pairs seen", "objective"],
             [
                 (
                     k,
@@ -279,11 +309,12 @@ def main():
                     v["learning_rate"],
                     v["train_seconds"],
                     v["steps"] * v["pairs_per_step"],
+                    v.get("objective", ""),
                 )
                 for k, v in trained.items()
             ],
         )
-        sizes = {"cross_encoder": 17015, "pairwise": 13731}
+        sizes = {k: 17015 for k in CE_OBJECTIVES} | {"pairwise": 13731}
         body += (
             "\n\nReduced run: a full fine-tune (PaddleNLP's 3 epochs) of this 12-layer model takes hours on 2 "
             "CPU cores, so each model saw only part of one epoch: "

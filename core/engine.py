@@ -11,6 +11,7 @@ machine. ONNX Runtime runs `inference.onnx` (or the int8 `inference.int8.onnx`),
 static graph by `to_onnx` (paddle2onnx) at export time.
 """
 
+import logging
 import os
 import queue
 from collections.abc import Sequence
@@ -90,6 +91,13 @@ class Engine:
         self.pad_id = self.tokenizer.pad_token_id or 0
         self.replicas = max(1, int(replicas))
         threads = max(1, int(cpu_threads) // self.replicas)
+        if self.replicas > 1 and backend.startswith("paddle"):
+            logging.getLogger("core.engine").warning(
+                "replicas %d with backend %s: Paddle Inference predictors run slower side by side than one "
+                "predictor with all the threads (benchmarks/results/serving.md); replicas help ONNX Runtime",
+                self.replicas,
+                backend,
+            )
 
         def make():
             if backend in ("paddle", "paddle-bf16"):

@@ -5,6 +5,7 @@ Retry-After) and every wait is bounded by the request's deadline (`DeadlineExcee
 request that gave up before its turn is dropped from the queue without running.
 """
 
+import contextlib
 import queue
 import threading
 import time
@@ -21,11 +22,12 @@ _STOP = object()
 
 
 class Batcher:
-    """Collects encoded rows from many requests for up to `max_wait_ms` (or until `max_batch_size`
-    rows are waiting), then also takes whatever else is already queued (up to `max_collect` rows),
-    and runs them in one call of `engine.run_encoded`. The engine sorts the rows by length and runs
-    them in batches of `max_batch_size`, each padded only to its own longest row, so taking the
-    whole queue leaves at most one partial batch per round instead of one per request."""
+    """Collects encoded rows from many requests, then runs them in one call of `engine.run_encoded`.
+    It takes whatever is queued (up to `max_collect` rows) and waits up to `max_wait_ms` for more only
+    while fewer than `max_batch_size` rows are taken and other requests are on their way (received and
+    being tokenized, see `arriving`): a lone client's request runs at once, with no wait. The engine
+    sorts the rows by length and runs them in batches of `max_batch_size`, each padded only to its own
+    longest row, so taking the whole queue leaves at most one partial batch per round instead of one per request."""
 
     def __init__(
         self,
@@ -44,11 +46,31 @@ class Batcher:
         self.on_batch = on_batch
         self.queue = queue.Queue()
         self._pending = 0  # rows queued and not yet taken by the worker
+        self._arriving = 0  # requests received and not yet submitted (being checked and tokenized)
         self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._loop, name="batcher", daemon=True)
         self.thread.start()
 
-    def submit(self, rows: Sequence[Encoded]) -> Future:
+    @contextlib.contextmanager
+    def arriving(self):
+        """Around a request's work before it is submitted (checks, tokenizing): while any request is
+        inside, the worker may wait up to max_wait_ms to batch it with what is queued. Yields the
+        request's `submit`, which leaves the arriving count as it queues the rows."""
+        state = {"arriving": True}
+        with self._lock:
+            self._arriving += 1
+
+        def submit(rows):
+            return self.submit(rows, _state=state)
+
+        try:
+            yield submit
+        finally:
+            with self._lock:
+                if state["arriving"]:
+                    self._arriving -= 1
+
+    def submit(self, rows: Sequence[Encoded], _state: dict | None = None) -> Future:
         with self._lock:
             if self._pending + len(rows) > self.max_queue_rows:
                 raise Overloaded(
@@ -56,13 +78,19 @@ class Batcher:
                     f"(max_queue_rows {self.max_queue_rows}); retry later"
                 )
             self._pending += len(rows)
-        fut = Future()
-        self.queue.put((rows, fut))
+            if _state is not None and _state["arriving"]:
+                _state["arriving"] = False
+                self._arriving -= 1
+            fut = Future()
+            self.queue.put((rows, fut))  # under the lock: a worker never sees it queued and still arriving
         return fut
 
     def run(self, rows: Sequence[Encoded], deadline: float) -> np.ndarray:
         """Rows -> outputs, or DeadlineExceeded once time.monotonic() passes `deadline`."""
-        fut = self.submit(rows)
+        return self.wait(self.submit(rows), deadline)
+
+    def wait(self, fut: Future, deadline: float) -> np.ndarray:
+        """The outputs of a submitted request, or DeadlineExceeded once time.monotonic() passes `deadline`."""
         try:
             return fut.result(timeout=max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
@@ -90,11 +118,16 @@ class Batcher:
             deadline = time.monotonic() + self.max_wait
             stopping = False
             while n < self.max_collect:
-                remaining = deadline - time.monotonic() if n < self.max_batch_size else 0
                 try:
-                    item = self.queue.get(timeout=remaining) if remaining > 0 else self.queue.get_nowait()
+                    item = self.queue.get_nowait()
                 except queue.Empty:
-                    break
+                    remaining = deadline - time.monotonic()
+                    if n >= self.max_batch_size or remaining <= 0 or self._arriving == 0:
+                        break
+                    try:  # a request is being tokenized: give it a moment to join this batch
+                        item = self.queue.get(timeout=min(remaining, 0.001))
+                    except queue.Empty:
+                        continue
                 if item is _STOP:
                     stopping = True
                     break

@@ -94,17 +94,21 @@ class ModelService:
         """(query, title) pairs -> probabilities. Texts must have passed Limits.text."""
         self._need("ranker")
         self.limits.rows(len(pairs), what)
-        encoded = self.engine.encode(pairs)  # the query of a list is tokenized once
+        with self.batcher.arriving() as submit:
+            encoded = self.engine.encode(pairs)  # the query of a list is tokenized once
+            fut = submit(encoded)
         self.metrics.pairs(self.name, len(pairs))
-        return np.asarray(self.batcher.run(encoded, ctx.deadline), dtype=np.float32).reshape(-1)
+        return np.asarray(self.batcher.wait(fut, ctx.deadline), dtype=np.float32).reshape(-1)
 
     def embed(self, texts: Sequence[str], ctx: Ctx, input_type: str = "query") -> tuple[np.ndarray, int]:
         """Texts -> (L2-normalised embeddings [n, dim], tokens used)."""
         self._need("encoder")
         self.limits.rows(len(texts), "inputs")
-        encoded = self.engine.encode(texts, input_type)
+        with self.batcher.arriving() as submit:
+            encoded = self.engine.encode(texts, input_type)
+            fut = submit(encoded)
         self.metrics.pairs(self.name, len(texts))
-        out = np.asarray(self.batcher.run(encoded, ctx.deadline)).reshape(len(texts), -1)
+        out = np.asarray(self.batcher.wait(fut, ctx.deadline)).reshape(len(texts), -1)
         return out, sum(len(e[0]) for e in encoded)
 
     def run_tensors(self, named: Sequence[tuple[str, np.ndarray]], ctx: Ctx) -> np.ndarray:
