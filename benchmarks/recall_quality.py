@@ -99,24 +99,7 @@ def train_encoders(args, systems):
 
     out = {}
     w = args.work_dir
-    common = [
-        "--model_name_or_path",
-        args.model_name_or_path,
-        "--batch_size",
-        str(args.batch_size),
-        "--max_seq_length",
-        "64",
-        "--warmup_proportion",
-        "0.1",
-        "--epochs",
-        "1",
-        "--logging_steps",
-        "10",
-        "--eval_step",
-        "0",
-        "--save_step",
-        "50",
-    ]
+    common = common_args(args)
     for system in [s for s in E5_SYSTEMS if s in systems and s not in MINED_SYSTEMS]:
         export_dir = os.path.join(w, system + "_export")
         info_file = os.path.join(w, system + "_train.json")
@@ -129,23 +112,7 @@ def train_encoders(args, systems):
         if system == "in_batch_e5":
             from recall.train_batch_neg import main as train
 
-            res = train(
-                common
-                + [
-                    "--train_set_file",
-                    os.path.join(args.data_dir, "recall/train.csv"),
-                    "--save_dir",
-                    os.path.join(w, system),
-                    "--learning_rate",
-                    str(args.learning_rate),
-                    "--max_steps",
-                    str(args.batch_neg_steps),
-                    "--margin",
-                    "0.2",
-                    "--scale",
-                    "30",
-                ]
-            )
+            res = train(batch_neg_args(args) + ["--save_dir", os.path.join(w, system)])
             params = res["last_checkpoint"]
             info = {
                 "objective": "in-batch negatives",
@@ -170,8 +137,6 @@ def train_encoders(args, systems):
                     train_file,
                     "--save_dir",
                     os.path.join(w, system),
-                    "--learning_rate",
-                    str(args.learning_rate),
                     "--max_steps",
                     str(args.simcse_steps),
                     "--dropout",
@@ -206,7 +171,8 @@ def train_encoders(args, systems):
     return out
 
 
-def batch_neg_args(args):
+def common_args(args):
+    """Flags every recall training run of this benchmark shares."""
     return [
         "--model_name_or_path",
         args.model_name_or_path,
@@ -224,10 +190,16 @@ def batch_neg_args(args):
         "0",
         "--save_step",
         "50",
-        "--train_set_file",
-        os.path.join(args.data_dir, "recall/train.csv"),
         "--learning_rate",
         str(args.learning_rate),
+    ]
+
+
+def batch_neg_args(args):
+    """train_batch_neg.py on recall/train.csv: in_batch_e5 and the systems with mined negatives."""
+    return common_args(args) + [
+        "--train_set_file",
+        os.path.join(args.data_dir, "recall/train.csv"),
         "--max_steps",
         str(args.batch_neg_steps),
         "--margin",

@@ -144,6 +144,10 @@ def engine_speeds(name, params_path, export_dir, pairs, args, variants):
         pad([enc[j][0] for j in order[i : i + args.batch_size]], ref.pad_id)
         for i in range(0, len(enc), args.batch_size)
     ]
+    rows_of = {  # the encoded rows of each padded batch, for engines that split a batch themselves
+        id(b): [enc[j] for j in order[i : i + args.batch_size]]
+        for b, i in zip(batches, range(0, len(enc), args.batch_size))
+    }
     flops = flops_per_pair([len(e[0]) for e in enc], layers, hidden, ffn)
     runners = {}
     for backend in SHIPPED:
@@ -153,6 +157,17 @@ def engine_speeds(name, params_path, export_dir, pairs, args, variants):
             else RankerEngine(export_dir, backend=backend, max_seq_length=args.max_seq_length, cpu_threads=args.threads)
         )
         runners[backend] = ids_runner(eng)
+    if args.replicas > 1:  # the same rows, each batch of 32 split between one-thread sessions side by side
+        for backend in ("onnxruntime", "onnxruntime-int8"):
+            eng = RankerEngine(
+                export_dir,
+                backend=backend,
+                max_seq_length=args.max_seq_length,
+                cpu_threads=args.threads,
+                replicas=args.replicas,
+                batch_size=args.batch_size,
+            )
+            runners[f"{backend}, {args.replicas} sessions"] = lambda b, eng=eng: eng.run_encoded(rows_of[id(b)])
     if variants:
         # measured, not shipped unless faster: oneDNN for fp32, one thread instead of two
         mkl = RankerEngine(export_dir, max_seq_length=args.max_seq_length, cpu_threads=args.threads, enable_mkldnn=True)
@@ -176,7 +191,7 @@ def engine_speeds(name, params_path, export_dir, pairs, args, variants):
             {
                 "model": name,
                 "backend": backend,
-                "shipped": backend in SHIPPED,
+                "shipped": backend in SHIPPED or "sessions" in backend,
                 "max_abs_prob_diff_vs_paddle_fp32": float(np.max(np.abs(probs - base))),
                 "gflop_per_pair": round(flops / 1e9, 3),
                 "peak_fraction": round(flops * r["median"] / (PEAK[precision] * cores / 2), 3),
@@ -320,8 +335,10 @@ def rerank_scores(reply):
 
 
 def ours(name, export_dir, backend, args, replicas=None):
-    """Our server on one backend: args.threads threads in all, in `replicas` sessions (default args.replicas)."""
-    replicas = args.replicas if replicas is None else replicas
+    """Our server on one backend: args.threads threads in all, in `replicas` sessions (default: args.replicas
+    for ONNX Runtime, 1 for Paddle Inference, whose predictors run slower side by side)."""
+    if replicas is None:
+        replicas = args.replicas if backend.startswith("onnxruntime") else 1
     port = free_port()
     cfg = os.path.join(args.work_dir, f"server_{name}.yml".replace(" ", "_").replace(",", ""))
     with open(cfg, "w") as f:
@@ -809,7 +826,10 @@ def write_report(data, latencies, flops, args):
         body += (
             f"## (c) servers side by side: 1 query x {args.titles} titles per request, {args.duration:.0f} s per "
             f"level after {args.warmup:.0f} s warm-up, {args.threads} threads each, one server at a time, "
-            f"{args.rounds} interleaved round(s): the median round is shown, pairs/s of every round beside it\n\n"
+            f"{args.rounds} interleaved round(s): the median round is shown, pairs/s of every round beside it. "
+            f"Our ONNX Runtime servers run {args.replicas} engine sessions of {max(1, args.threads // args.replicas)} "
+            f"thread(s) side by side (replicas: {args.replicas}) unless named '1 session'; our Paddle Inference "
+            f"servers one predictor of {args.threads} threads.\n\n"
         )
         body += report.table(
             [

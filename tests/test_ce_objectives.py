@@ -6,25 +6,16 @@ import os
 import numpy as np
 import pytest
 from conftest import head
-from test_distill import common_args
+from test_distill import common_args, logits_of
 
-from core.data import PairEncoder, pad, read_labeled_pairs
+from core.data import read_labeled_pairs
 from core.errors import DataError
 
 
 def probabilities(ckpt, rows):
-    import paddle
-    import paddle.nn.functional as F
-
-    from cross_encoder.common import build
-
-    model, tokenizer, _, _ = build(None, params_path=ckpt)
-    model.eval()
-    enc = PairEncoder(tokenizer, 48)
-    e = [enc(r["query"], r["title"]) for r in rows]
-    with paddle.no_grad():
-        logits = model(paddle.to_tensor(pad([x[0] for x in e])), paddle.to_tensor(pad([x[1] for x in e])))
-    return F.softmax(logits, axis=-1).numpy()[:, 1]
+    logits, _ = logits_of(ckpt, rows)
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e[:, 1] / e.sum(axis=1)
 
 
 @pytest.fixture(scope="module")

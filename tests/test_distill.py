@@ -37,8 +37,8 @@ def common_args(small, save_dir, epochs):
     ]
 
 
-def margins(ckpt, rows):
-    """The logit margin (l1 - l0) of a checkpoint's dynamic model on `rows`."""
+def logits_of(ckpt, rows):
+    """The two logits of a cross-encoder checkpoint's dynamic model on `rows` -> (array [n, 2], model)."""
     import paddle
 
     from cross_encoder.common import build
@@ -49,6 +49,12 @@ def margins(ckpt, rows):
     e = [enc(r["query"], r["title"]) for r in rows]
     with paddle.no_grad():
         logits = model(paddle.to_tensor(pad([x[0] for x in e])), paddle.to_tensor(pad([x[1] for x in e]))).numpy()
+    return logits, model
+
+
+def margins(ckpt, rows):
+    """The logit margin (l1 - l0) of a checkpoint's dynamic model on `rows`."""
+    logits, model = logits_of(ckpt, rows)
     return logits[:, 1] - logits[:, 0], model
 
 

@@ -221,14 +221,9 @@ def test_pairwise_loss_row_pairs_and_graded_in_batch_pairs(tiny_model):
     assert len(hinges) > 4  # more pairs than the rows alone give
 
 
-def test_pairwise_trains_on_paddlenlp_three_column_triples(small, tiny_model, tmp_path):
-    from core.errors import DataError
-    from ernie_matching.train_pairwise import main
-
-    rows = open(small["pair_train"], encoding="utf-8").read().splitlines()
-    three = tmp_path / "triples.csv"
-    three.write_text("\n".join("\t".join(r.split("\t")[:3]) for r in rows) + "\n", encoding="utf-8")
-    common = [
+def short_pairwise_run(small, tiny_model):
+    """Flags of a 3-step pairwise run on the small dev slice."""
+    return [
         "--test_file",
         small["dev"],
         "--model_name_or_path",
@@ -244,6 +239,16 @@ def test_pairwise_trains_on_paddlenlp_three_column_triples(small, tiny_model, tm
         "--max_seq_length",
         "32",
     ]
+
+
+def test_pairwise_trains_on_paddlenlp_three_column_triples(small, tiny_model, tmp_path):
+    from core.errors import DataError
+    from ernie_matching.train_pairwise import main
+
+    rows = open(small["pair_train"], encoding="utf-8").read().splitlines()
+    three = tmp_path / "triples.csv"
+    three.write_text("\n".join("\t".join(r.split("\t")[:3]) for r in rows) + "\n", encoding="utf-8")
+    common = short_pairwise_run(small, tiny_model)
     result = main(["--train_file", str(three), "--save_dir", str(tmp_path / "a"), *common])
     assert result["global_step"] == 3 and all(np.isfinite(result["losses"]))
     with pytest.raises(DataError, match="needs the label and neg_label columns"):
@@ -273,22 +278,9 @@ def test_pairwise_trains_with_mined_hard_negatives(small, tiny_model, tmp_path, 
             small["pair_train"],
             "--hard_negatives_file",
             str(mined),
-            "--test_file",
-            small["dev"],
-            "--model_name_or_path",
-            tiny_model,
             "--save_dir",
             str(tmp_path / "run"),
-            "--batch_size",
-            "8",
-            "--max_steps",
-            "3",
-            "--eval_step",
-            "0",
-            "--save_step",
-            "0",
-            "--max_seq_length",
-            "32",
+            *short_pairwise_run(small, tiny_model),
         ]
     )
     assert "2 mined triples" in capsys.readouterr().out
