@@ -190,6 +190,12 @@ def main():
         help="mined negatives for cross_encoder_graded_mined (recall/mine_negatives.py output)",
     )
     p.add_argument("--seed", type=int, default=1000)
+    p.add_argument(
+        "--external",
+        nargs="*",
+        default=[],
+        help="NAME=EXPORT_DIR: also score rankers trained and exported elsewhere (e.g. by bench_serving.sh)",
+    )
     p.add_argument("--max_seq_length", type=int, default=64)
     p.add_argument(
         "--systems",
@@ -228,6 +234,13 @@ def main():
         prev = json.load(open(prev_file))
         previous = prev.get("trained", {}) if args.reuse else {}
         runs_tried = prev.get("pairwise_runs", [])
+    for spec in args.external:  # NAME=EXPORT_DIR: a ranker trained elsewhere, scored on the same sets
+        name, _, export_dir = spec.partition("=")
+        from core.engine import RankerEngine
+
+        engine = RankerEngine(export_dir, max_seq_length=args.max_seq_length)
+        scores[name] = {n: engine.score(ev["pairs"]) for n, ev in sets.items()}
+        print(f"{name}: dev auc {auc(labels, scores[name]['dev']):.4f} ({export_dir}, trained elsewhere)", flush=True)
     for kind in TRAINED:
         if kind in systems and kind in args.reuse.split(",") and kind in previous:
             from core.engine import RankerEngine
@@ -270,6 +283,7 @@ def main():
         "dev_auc": dev_auc,
         "sets": {n: {"pairs": len(ev["pairs"]), "queries": len({q for q, _ in ev["pairs"]})} for n, ev in sets.items()},
         "trained": trained,
+        "external": {n: report._portable(d) for n, _, d in (e.partition("=") for e in args.external)},
         "backbone": args.model_name_or_path,
         "targets": {
             "cross_encoder_auc": 0.85,
@@ -324,6 +338,8 @@ def main():
             + ". Targets: cross-encoder AUC >= 0.85, pairwise >= 0.83. Longer runs (more --ce_steps / "
             "--pairwise_steps) trade CPU hours for quality."
         )
+    if data["external"]:
+        body += "\n\nScored, trained elsewhere: " + ", ".join(f"{n} = `{d}`" for n, d in data["external"].items())
     if runs_tried:
         body += (
             "\n\n## Pairwise runs tried (batch 16, seq len 64, 10% warm-up, margin 0.1)\n\nin-batch pairs: off = "

@@ -384,7 +384,15 @@ def rerank_ndcg(ds, retrieved_by_system, args, label):
 
     rng = np.random.RandomState(0)
     idx = sorted(rng.permutation(len(ds["queries"]))[: args.rerank_queries].tolist())
-    engine = RankerEngine(args.reranker_dir, max_seq_length=64, cpu_threads=2, batch_size=32)
+    onnx = os.path.isfile(os.path.join(args.reranker_dir, "inference.onnx"))  # fp32: Paddle's scores within 2e-6
+    engine = RankerEngine(
+        args.reranker_dir,
+        backend="onnxruntime" if onnx else "paddle",
+        max_seq_length=64,
+        cpu_threads=2,
+        batch_size=32,
+        replicas=2 if onnx else 1,
+    )
     cache, out = {}, {}
     t0 = time.perf_counter()
     for system, retrieved in retrieved_by_system.items():

@@ -168,6 +168,16 @@ def engine_speeds(name, params_path, export_dir, pairs, args, variants):
                 batch_size=args.batch_size,
             )
             runners[f"{backend}, {args.replicas} sessions"] = lambda b, eng=eng: eng.run_encoded(rows_of[id(b)])
+    if args.replicas > 1 and variants:  # measured, not shipped: Paddle predictors side by side
+        eng = RankerEngine(
+            export_dir,
+            backend="paddle-bf16",
+            max_seq_length=args.max_seq_length,
+            cpu_threads=args.threads,
+            replicas=args.replicas,
+            batch_size=args.batch_size,
+        )
+        runners[f"paddle-bf16, {args.replicas} sessions"] = lambda b, eng=eng: eng.run_encoded(rows_of[id(b)])
     if variants:
         # measured, not shipped unless faster: oneDNN for fp32, one thread instead of two
         mkl = RankerEngine(export_dir, max_seq_length=args.max_seq_length, cpu_threads=args.threads, enable_mkldnn=True)
@@ -191,7 +201,7 @@ def engine_speeds(name, params_path, export_dir, pairs, args, variants):
             {
                 "model": name,
                 "backend": backend,
-                "shipped": backend in SHIPPED or "sessions" in backend,
+                "shipped": backend in SHIPPED or (backend.startswith("onnxruntime") and "sessions" in backend),
                 "max_abs_prob_diff_vs_paddle_fp32": float(np.max(np.abs(probs - base))),
                 "gflop_per_pair": round(flops / 1e9, 3),
                 "peak_fraction": round(flops * r["median"] / (PEAK[precision] * cores / 2), 3),
