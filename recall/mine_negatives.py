@@ -73,8 +73,7 @@ def mine(queries, positives, engine, index, ranker, args, out, scores_out):
             scores = ranker.score([(q, t) for t in pos + cands[:step]])
             pos_scores, cand_scores = scores[: len(pos)], scores[len(pos) :]
             while True:
-                chunk = cands[start : start + step]
-                for t, s in zip(chunk, cand_scores):
+                for t, s in zip(cands[start : start + step], cand_scores):
                     if s < args.denoise_threshold and len(kept) < args.negatives_per_query:
                         kept.append((t, float(s)))
                     elif s >= args.denoise_threshold:
