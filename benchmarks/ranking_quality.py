@@ -210,6 +210,7 @@ def main():
         "previous run in --work_dir instead of training them again (e.g. cross_encoder)",
     )
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    p.add_argument("--name", default="ranking_quality", help="results file name (benchmarks/results/NAME.md ...)")
     args = p.parse_args()
     systems = args.systems.split(",")
 
@@ -229,7 +230,7 @@ def main():
         e5, e5_tok = load_backbone("multilingual-e5-small"), load_tokenizer("multilingual-e5-small")
         scores["zero_shot_e5"] = {n: e5_cosine_scores(ev["pairs"], e5, e5_tok) for n, ev in sets.items()}
     previous, runs_tried = {}, []
-    prev_file = os.path.join(args.out, "ranking_quality.json")
+    prev_file = os.path.join(args.out, args.name + ".json")
     if os.path.isfile(prev_file):
         prev = json.load(open(prev_file))
         previous = prev.get("trained", {}) if args.reuse else {}
@@ -360,8 +361,8 @@ def main():
                 for r in runs_tried
             ],
         )
-    body += "\n\n![ROC curves](ranking_quality_roc.png)\n"
-    report.write(args.out, "ranking_quality", data, body)
+    body += f"\n\n![ROC curves]({args.name}_roc.png)\n"
+    report.write(args.out, args.name, data, body)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -377,7 +378,7 @@ def main():
     plt.title("KUAKE-QTR dev, relevant = label >= 2")
     plt.legend(loc="lower right", fontsize=8)
     plt.tight_layout()
-    plt.savefig(os.path.join(args.out, "ranking_quality_roc.png"), dpi=120)
+    plt.savefig(os.path.join(args.out, args.name + "_roc.png"), dpi=120)
 
 
 if __name__ == "__main__":
