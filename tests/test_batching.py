@@ -48,8 +48,11 @@ def test_a_request_being_tokenized_joins_the_batch(served, batcher):
     inside.wait(10)
     first = b.submit(encoded)
     time.sleep(0.3)  # the worker holds the first request while the other is on its way
+    queued = [b.submit(encoded) for _ in range(3)]  # these queue behind it and join the same call
     release.set()
     results["first"] = b.wait(first, time.monotonic() + 60)
     t.join(30)
-    assert batches == [2], batches  # one engine call for both requests
+    assert batches == [5], batches  # one engine call for all five requests
+    for fut in queued:
+        np.testing.assert_allclose(b.wait(fut, time.monotonic() + 60), results["first"], atol=1e-6)
     np.testing.assert_allclose(results["late"], results["first"], atol=1e-6)
