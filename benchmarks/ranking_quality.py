@@ -56,12 +56,17 @@ CE_OBJECTIVES = {
     "cross_encoder_graded": "soft-label cross-entropy on the grades 0..3 (rank/train_graded.csv, --max_grade 3)",
     "cross_encoder_graded_mined": "graded, plus mined hard negatives as grade 0 (--hard_negatives_file)",
 }
-TRAINED = ("pairwise", *CE_OBJECTIVES)
+PAIRWISE_OBJECTIVES = {
+    "pairwise": "pairwise margin ranking (sort/train_pairwise.csv)",
+    "pairwise_mined": "pairwise margin ranking, plus mined hard negatives as extra triples (--hard_negatives_file)",
+}
+TRAINED = (*PAIRWISE_OBJECTIVES, *CE_OBJECTIVES)
 
 
 def train_and_score(kind, args, sets):
     save = os.path.join(args.work_dir, kind)
-    lr = args.pairwise_learning_rate if kind == "pairwise" and args.pairwise_learning_rate else args.learning_rate
+    pairwise = kind in PAIRWISE_OBJECTIVES
+    lr = args.pairwise_learning_rate if pairwise and args.pairwise_learning_rate else args.learning_rate
     common = [
         "--model_name_or_path",
         args.model_name_or_path,
@@ -87,9 +92,15 @@ def train_and_score(kind, args, sets):
         "0.01",
     ]
     t0 = time.time()
-    if kind == "pairwise":
+    if pairwise:
         from ernie_matching.common import build
         from ernie_matching.train_pairwise import main
+
+        extra = []
+        if kind == "pairwise_mined":
+            if not args.hard_negatives_file:
+                raise SystemExit(f"{kind} needs --hard_negatives_file (recall/mine_negatives.py)")
+            extra = ["--hard_negatives_file", args.hard_negatives_file]
 
         result = main(
             common
@@ -107,6 +118,7 @@ def train_and_score(kind, args, sets):
                 "--in_batch_pairs",
                 args.pairwise_in_batch,
             ]
+            + extra
         )
         pairs_per_step = 2 * args.batch_size
     else:
@@ -145,8 +157,8 @@ def train_and_score(kind, args, sets):
     engine = RankerEngine(export_dir, max_seq_length=args.max_seq_length, cpu_threads=2)
     scores = {name: engine.score(ev["pairs"]) for name, ev in sets.items()}
     info = {
-        "pooling": args.pairwise_pooling if kind == "pairwise" else args.ce_pooling,
-        "objective": CE_OBJECTIVES.get(kind, "pairwise margin ranking"),
+        "pooling": args.pairwise_pooling if pairwise else args.ce_pooling,
+        "objective": {**PAIRWISE_OBJECTIVES, **CE_OBJECTIVES}[kind],
         "steps": result["global_step"],
         "batch_size": args.batch_size,
         "pairs_per_step": pairs_per_step,
@@ -156,7 +168,7 @@ def train_and_score(kind, args, sets):
         "score_seconds": round(time.time() - t1, 1),
         "final_loss": result["last_loss"],
     }
-    if kind == "pairwise":
+    if pairwise:
         info["in_batch_pairs"] = "on" if result["in_batch_pairs"] else "off"
     return scores, info
 
@@ -329,7 +341,7 @@ def main():
                 for k, v in trained.items()
             ],
         )
-        sizes = {k: 17015 for k in CE_OBJECTIVES} | {"pairwise": 13731}
+        sizes = {k: 17015 for k in CE_OBJECTIVES} | {k: 13731 for k in PAIRWISE_OBJECTIVES}
         body += (
             "\n\nReduced run: a full fine-tune (PaddleNLP's 3 epochs) of this 12-layer model takes hours on 2 "
             "CPU cores, so each model saw only part of one epoch: "

@@ -1,11 +1,11 @@
 """Serving benchmark: engines, quality per backend, and servers side by side with the peers users would pick.
 
     python benchmarks/serving.py --params_path work_dirs/distill/ce_12l_cls/model_600 \
-        --student work_dirs/distill/ce_6l_cls/model_900
+        --student work_dirs/distill/ce_6l_cls/model_900 work_dirs/distill/ce_4l_cls/model_900
 
 The model is a 12-layer/384 cross-encoder on multilingual-e5-small with CLS pooling (so a Hugging Face
 BertForSequenceClassification holds exactly the same model, and the peers serve the same weights); the
-optional student is its 6-layer distillation (cross_encoder/train_ce.py --teacher --num_layers 6).
+optional student is its distillation into fewer layers (cross_encoder/train_ce.py --teacher --num_layers N).
 
 (a) engines: pairs/s at batch 32 on real KUAKE-QTR dev pairs (median of --repeats runs, 2 threads) for every
     backend we ship (Paddle Inference fp32, Paddle Inference oneDNN bf16, ONNX Runtime fp32, ONNX Runtime
@@ -558,7 +558,12 @@ def run_servers(specs, queries, titles, fixed, reference, args):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--params_path", required=True, help="12-layer cross-encoder checkpoint with CLS pooling")
-    p.add_argument("--student", default=None, help="its distilled student checkpoint (train_ce.py --teacher)")
+    p.add_argument(
+        "--student",
+        nargs="*",
+        default=[],
+        help="distilled students (train_ce.py --teacher --num_layers N)",
+    )
     p.add_argument("--data_dir", default=os.path.join(ROOT, "data"))
     p.add_argument("--work_dir", default=os.path.join(ROOT, "work_dirs", "serving_bench"))
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
@@ -595,11 +600,15 @@ def main():
     sample = random.Random(0).sample(dev, args.n_pairs)
     pairs = [(r["query"], r["title"]) for r in sample]
     models = {"12-layer": (args.params_path, export(args.params_path, os.path.join(args.work_dir, "export_12l")))}
-    if args.student:
-        models["6-layer student"] = (args.student, export(args.student, os.path.join(args.work_dir, "export_6l")))
+    students = {}  # name -> export dir
+    for ckpt in args.student:
+        layers = model_shape(ckpt)[0]
+        students[f"{layers}-layer student"] = export(ckpt, os.path.join(args.work_dir, f"export_{layers}l"))
+        models[f"{layers}-layer student"] = (ckpt, students[f"{layers}-layer student"])
     data = {"settings": {k: v for k, v in vars(args).items() if k not in ("out",)}, "peak_ops_per_s": PEAK}
-    for k in ("params_path", "student", "data_dir", "work_dir"):
+    for k in ("params_path", "data_dir", "work_dir"):
         data["settings"][k] = report._portable(data["settings"][k]) if data["settings"][k] else None
+    data["settings"]["student"] = [report._portable(c) for c in args.student]
 
     from core.engine import RankerEngine
 
@@ -649,12 +658,11 @@ def main():
                 specs.append(
                     (ours("ours onnxruntime-int8, 1 session", teacher_dir, "onnxruntime-int8", args, 1), "12-layer")
                 )
-        if "student" in which and args.student:
-            sdir = models["6-layer student"][1]
+        for student_name, sdir in students.items() if "student" in which else ():
             student_fp32 = RankerEngine(sdir, backend="paddle", max_seq_length=args.max_seq_length, cpu_threads=2)
-            reference["6-layer student"] = [student_fp32.score([(q, d) for d in docs]) for q, docs in fixed]
+            reference[student_name] = [student_fp32.score([(q, d) for d in docs]) for q, docs in fixed]
             specs += [
-                (ours(f"ours student {b}", sdir, b, args), "6-layer student")
+                (ours(f"ours {student_name} {b}", sdir, b, args), student_name)
                 for b in ("onnxruntime-int8", "paddle-bf16")
             ]
         if "infinity" in which and os.path.exists(INFINITY):
@@ -706,7 +714,8 @@ def main():
 
             specs = [(srv, ref) for srv, ref in specs if re.search(args.only, srv.name)]
         servers, agree = run_servers(specs, queries, corpus, fixed, reference, args)
-    data["servers"] = [{k: v for k, v in r.items() if k != "latencies_ms"} for r in servers]
+    run_tag = {k: report.header()[k] for k in ("date", "commit")}
+    data["servers"] = [dict({k: v for k, v in r.items() if k != "latencies_ms"}, run=run_tag) for r in servers]
     data["agreement"] = agree
     merge_previous(data, parts, args)
     data["verdict"] = verdict(data["servers"], data["quality"])
@@ -722,6 +731,18 @@ def merge_previous(data, parts, args):
     prev = json.load(open(path, encoding="utf-8")) if os.path.isfile(path) else {}
     now = {k: report.header()[k] for k in ("date", "commit", "command")}
     data["part_runs"] = {}
+    if "servers" in parts and args.only and prev.get("servers"):
+        # a run of some servers (--only) keeps the other servers' rows of the previous file, each with its run
+        ran = {r["server"] for r in data["servers"]}
+        old_run = prev.get("part_runs", {}).get("servers", {})
+        kept = [dict(r, run=r.get("run") or {k: old_run.get(k) for k in ("date", "commit")}) for r in prev["servers"]]
+        kept = [r for r in kept if r["server"] not in ran]
+        order = list(dict.fromkeys([r["server"] for r in prev["servers"]] + [r["server"] for r in data["servers"]]))
+        data["servers"] = sorted(kept + data["servers"], key=lambda r: (order.index(r["server"]), r["concurrency"]))
+        data["agreement"] = {
+            **{k: v for k, v in (prev.get("agreement") or {}).items() if k not in ran},
+            **data["agreement"],
+        }
     for part, keys in PART_KEYS.items():
         if part in parts or not prev.get(keys[0]):
             data["part_runs"][part] = now
@@ -733,7 +754,8 @@ def merge_previous(data, parts, args):
 
 
 def verdict(servers, qual):
-    """Our best against the best peer at the lowest and highest concurrency, on the 12-layer model and the student."""
+    """Our best against the best peer at the lowest and highest concurrency, on the 12-layer model and on each
+    student (with its int8 dev AUC against the 12-layer fp32 one: the target allows a 0.01 drop)."""
 
     def best(pred, conc):
         rows = [r for r in servers if pred(r["server"]) and r["concurrency"] == conc]
@@ -743,22 +765,30 @@ def verdict(servers, qual):
     levels = sorted({r["concurrency"] for r in servers})
     if not levels:
         return out
+    students = sorted({r["server"].split(" student")[0][len("ours ") :] for r in servers if " student " in r["server"]})
+    base_auc = (qual.get("12-layer") or {}).get("paddle", {}).get("dev")
     for conc in (levels[0], levels[-1]):
         peer = best(lambda n: not n.startswith("ours"), conc)
         mine = best(lambda n: n.startswith("ours") and "student" not in n, conc)
-        student = best(lambda n: n.startswith("ours student"), conc)
         if peer and mine:
             out[f"ours_vs_best_peer_at_{conc}"] = {
                 "ours": mine["server"],
                 "peer": peer["server"],
                 "ratio": round(mine["pairs_per_s"] / peer["pairs_per_s"], 2),
             }
-        if peer and student:
-            out[f"student_vs_best_peer_at_{conc}"] = {
+        for layers in students:
+            student = best(lambda n: n.startswith(f"ours {layers} student"), conc)
+            if not (peer and student):
+                continue
+            row = {
                 "ours": student["server"],
                 "peer": peer["server"],
                 "ratio": round(student["pairs_per_s"] / peer["pairs_per_s"], 2),
             }
+            auc_ = (qual.get(f"{layers} student") or {}).get("onnxruntime-int8", {}).get("dev")
+            if auc_ is not None and base_auc is not None:
+                row["dev_auc_change_vs_12_layer"] = round(auc_ - base_auc, 4)
+            out[f"{layers}_student_vs_best_peer_at_{conc}"] = row
     return out
 
 
@@ -853,6 +883,7 @@ def write_report(data, latencies, flops, args):
                 "p99 ms",
                 "errors",
                 "peak RSS MB",
+                "run",
             ],
             [
                 (
@@ -866,6 +897,7 @@ def write_report(data, latencies, flops, args):
                     r["p99_ms"],
                     r["errors"],
                     r["rss_mb"],
+                    f"{(r.get('run') or {}).get('date', '?')[:10]} {(r.get('run') or {}).get('commit', '?')}",
                 )
                 for r in servers
             ],
@@ -879,14 +911,20 @@ def write_report(data, latencies, flops, args):
         )
         body += "\n\n"
         for k, v in data["verdict"].items():
-            body += f"- {k.replace('_', ' ')}: {v['ours']} / {v['peer']} = **{v['ratio']}x**\n"
+            auc_note = (
+                f" (dev AUC {v['dev_auc_change_vs_12_layer']:+.4f} vs the 12-layer model)"
+                if "dev_auc_change_vs_12_layer" in v
+                else ""
+            )
+            body += f"- {k.replace('_', ' ')}: {v['ours']} / {v['peer']} = **{v['ratio']}x**{auc_note}\n"
         body += f"\n![throughput]({args.name}_throughput.png) ![latency]({args.name}_latency.png)\n"
     report.write(args.out, args.name, data, body)
     if latencies:  # only a run of the servers part has them
-        plots(latencies, args)
+        plots(servers, latencies, args)
 
 
-def plots(servers, args):
+def plots(servers, latencies, args):
+    """Throughput of every server row in the results; latency CDFs of the servers measured in this run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -912,7 +950,7 @@ def plots(servers, args):
     levels = sorted({r["concurrency"] for r in servers})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, conc in zip(axes, (levels[0], levels[-1])):
-        for r in servers:
+        for r in latencies:
             if r["concurrency"] == conc and r["latencies_ms"]:
                 x = np.sort(r["latencies_ms"])
                 ax.plot(x, np.arange(1, len(x) + 1) / len(x), label=r["server"])
