@@ -18,7 +18,7 @@ The e5 systems run as exported static graphs on ONNX Runtime and search a Milvus
 BM25 (rank_bm25 over jieba words) scores the whole corpus. The fine-tuned systems train on
 KUAKE-QTR only; on CSL they show transfer. End to end: NDCG@10 (graded KUAKE labels) of the recall
 order vs after re-ranking the top --rerank_depth with the cross-encoder of benchmarks/ranking_quality.py.
-Writes benchmarks/results/recall_quality.{md,json} and recall_quality_recall_at_k.png.
+Writes benchmarks/results/NAME.{md,json} and NAME_recall_at_k.png (--name, default recall_quality).
 """
 
 import argparse
@@ -483,6 +483,7 @@ def main():
     p.add_argument("--note", default="", help="a remark on the run written at the top of the results")
     p.add_argument("--work_dir", default=os.path.join(ROOT, "work_dirs", "recall_quality"))
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    p.add_argument("--name", default="recall_quality", help="results file name (benchmarks/results/NAME.md ...)")
     args = p.parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
     prev_file = os.path.join(args.out, "recall_quality.json")
@@ -551,7 +552,7 @@ def main():
             targets[f"{name} {system}: fused - recall order, NDCG@10 points (target >= 3)"] = round(
                 100 * (m["ndcg@10_fused"] - m["ndcg@10_recall_order"]), 2
             )
-    png = os.path.join(args.out, "recall_quality_recall_at_k.png")
+    png = os.path.join(args.out, args.name + "_recall_at_k.png")
     os.makedirs(args.out, exist_ok=True)
     plot(results, png)
     trained = {s: exports[s][1] for s in exports}
@@ -644,7 +645,7 @@ def main():
         f"- {s}: {json.dumps(i, ensure_ascii=False)}" for s, i in trained.items()
     )
     body += f"\n\n![recall@K]({os.path.basename(png)})\n"
-    report.write(args.out, "recall_quality", data, body)
+    report.write(args.out, args.name, data, body)
 
 
 if __name__ == "__main__":

@@ -111,18 +111,34 @@ def time_runner(run, batches, n_pairs, repeats):
     return {"median": round(statistics.median(runs), 1), "runs": [round(r, 1) for r in runs]}
 
 
-def ort_file_runner(path, threads):
+def ort_file_runner(path, threads, sessions=1, pad_id=0):
+    """A function of a padded id batch -> scores from an ONNX file; with sessions > 1, that many sessions of
+    threads // sessions threads each run contiguous parts of the batch side by side (as `replicas` does)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = threads, 1, 3
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    names = [i.name for i in s.get_inputs()]
+    def session(n_threads):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = n_threads, 1, 3
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
-    def run(ids):
+    pool = [session(max(1, threads // sessions)) for _ in range(sessions)]
+    names = [i.name for i in pool[0].get_inputs()]
+
+    def one(s, ids):
+        ids = ids[:, : int(np.max(np.sum(ids != pad_id, axis=1)))]  # drop the columns that are padding in every row
         feeds = {"input_ids": ids, "token_type_ids": np.zeros_like(ids)}
         return np.asarray(s.run(None, {n: feeds[n] for n in names})[0]).reshape(len(ids))
+
+    if sessions == 1:
+        return lambda ids: one(pool[0], ids)
+    workers = ThreadPoolExecutor(sessions)
+
+    def run(ids):
+        parts = np.array_split(ids, sessions)
+        return np.concatenate(list(workers.map(one, pool, parts)))
 
     return run
 
@@ -189,7 +205,11 @@ def engine_speeds(name, params_path, export_dir, pairs, args, variants):
         for v, path in write_variants(
             export_dir, os.path.join(args.work_dir, f"variants_{name}"), heads, hidden
         ).items():
-            runners["onnxruntime " + v] = ort_file_runner(path, args.threads)
+            runners["onnxruntime " + v] = ort_file_runner(path, args.threads, pad_id=ref.pad_id)
+            if args.replicas > 1 and "int8" in v:
+                runners[f"onnxruntime {v}, {args.replicas} sessions"] = ort_file_runner(
+                    path, args.threads, args.replicas, ref.pad_id
+                )
     base = np.concatenate([np.ravel(runners["paddle"](b)) for b in batches])
     rows = {}
     for backend, run in runners.items():
@@ -201,7 +221,8 @@ def engine_speeds(name, params_path, export_dir, pairs, args, variants):
             {
                 "model": name,
                 "backend": backend,
-                "shipped": backend in SHIPPED or (backend.startswith("onnxruntime") and "sessions" in backend),
+                "shipped": backend in SHIPPED
+                or backend in (f"onnxruntime, {args.replicas} sessions", f"onnxruntime-int8, {args.replicas} sessions"),
                 "max_abs_prob_diff_vs_paddle_fp32": float(np.max(np.abs(probs - base))),
                 "gflop_per_pair": round(flops / 1e9, 3),
                 "peak_fraction": round(flops * r["median"] / (PEAK[precision] * cores / 2), 3),
