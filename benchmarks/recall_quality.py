@@ -116,7 +116,7 @@ def train_encoders(args, systems):
             params = res["last_checkpoint"]
             info = {
                 "objective": "in-batch negatives",
-                "train_file": "recall/train.csv (KUAKE train, label >= 2)",
+                "train_file": "recall/train.csv (KUAKE train without the holdout, label >= 2)",
                 "steps": res["global_step"],
                 "margin": 0.2,
                 "scale": 30,
