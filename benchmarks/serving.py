@@ -953,12 +953,13 @@ def plots(servers, latencies, args):
 
     names = list(dict.fromkeys(r["server"] for r in servers))
     plt.figure(figsize=(7, 5))
-    for n in names:
+    for i, n in enumerate(names):
         rows = [r for r in servers if r["server"] == n]
         plt.plot(
             [r["concurrency"] for r in rows],
             [r["pairs_per_s"] for r in rows],
             "o-" if n.startswith("ours") else "s--",
+            color=plt.cm.tab20(i % 20),
             label=n,
         )
     plt.xscale("log", base=2)
@@ -968,6 +969,8 @@ def plots(servers, latencies, args):
     plt.title(f"rerank throughput, 1 query x {args.titles} titles, 2 cores")
     plt.tight_layout()
     plt.savefig(os.path.join(args.out, args.name + "_throughput.png"), dpi=110)
+    if not latencies:
+        return
     levels = sorted({r["concurrency"] for r in servers})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, conc in zip(axes, (levels[0], levels[-1])):
