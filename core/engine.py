@@ -93,8 +93,9 @@ class Engine:
         threads = max(1, int(cpu_threads) // self.replicas)
         if self.replicas > 1 and backend.startswith("paddle"):
             logging.getLogger("core.engine").warning(
-                "replicas %d with backend %s: Paddle Inference predictors side by side were slower than one "
-                "predictor with all the threads when measured; replicas are for ONNX Runtime backends",
+                "replicas %d with backend %s: Paddle Inference predictors run slower side by side than one "
+                "predictor with all the threads (benchmarks/results/serving.md: paddle-bf16, 2 sessions); "
+                "replicas are for ONNX Runtime backends",
                 self.replicas,
                 backend,
             )
