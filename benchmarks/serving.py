@@ -113,10 +113,13 @@ def time_runner(run, batches, n_pairs, repeats):
 
 def ort_file_runner(path, threads, sessions=1, pad_id=0):
     """A function of a padded id batch -> scores from an ONNX file; with sessions > 1, that many sessions of
-    threads // sessions threads each run contiguous parts of the batch side by side (as `replicas` does)."""
+    threads // sessions threads each run a group of the rows side by side, cut and batched as the engine's
+    `replicas` do (core.data.split_between_workers)."""
     from concurrent.futures import ThreadPoolExecutor
 
     import onnxruntime as ort
+
+    from core.data import RUN_OVERHEAD_TOKENS, split_between_workers
 
     def session(n_threads):
         so = ort.SessionOptions()
@@ -137,8 +140,17 @@ def ort_file_runner(path, threads, sessions=1, pad_id=0):
     workers = ThreadPoolExecutor(sessions)
 
     def run(ids):
-        parts = np.array_split(ids, sessions)
-        return np.concatenate(list(workers.map(one, pool, parts)))
+        lengths = np.sum(ids != pad_id, axis=1)
+        order = np.argsort(lengths, kind="mergesort")
+        groups = split_between_workers(lengths[order].tolist(), len(ids), RUN_OVERHEAD_TOKENS, sessions)
+        out = np.zeros(len(ids), dtype=np.float32)
+
+        def group(s, ranges):
+            for a, b in ranges:
+                out[order[a:b]] = one(s, ids[order[a:b]])
+
+        list(workers.map(group, pool, groups))
+        return out
 
     return run
 

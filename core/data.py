@@ -216,6 +216,30 @@ def pad(seqs: Sequence[Sequence[int]], pad_value: int = 0, dtype: str = "int64")
 RUN_OVERHEAD_TOKENS = 32
 
 
+def _batch_costs(sorted_lengths, batch_size, overhead_tokens, suffix=False):
+    """Least cost (padded tokens + overhead_tokens per batch) of running the first i rows (or, with
+    suffix, the rows from i on) in batches of at most batch_size, for every i, and where the last (first)
+    batch starts (ends)."""
+    n, inf = len(sorted_lengths), float("inf")
+    best, cut = [inf] * (n + 1), [0] * (n + 1)
+    if suffix:
+        best[n] = 0.0
+        for i in range(n - 1, -1, -1):
+            for j in range(i + 1, min(n, i + batch_size) + 1):
+                cost = best[j] + (j - i) * sorted_lengths[j - 1] + overhead_tokens
+                if cost < best[i]:
+                    best[i], cut[i] = cost, j
+    else:
+        best[0] = 0.0
+        for i in range(1, n + 1):
+            longest = sorted_lengths[i - 1]
+            for j in range(max(0, i - batch_size), i):
+                cost = best[j] + (i - j) * longest + overhead_tokens
+                if cost < best[i]:
+                    best[i], cut[i] = cost, j
+    return best, cut
+
+
 def padding_aware_batches(
     sorted_lengths: Sequence[int], batch_size: int, overhead_tokens: int | None = RUN_OVERHEAD_TOKENS
 ) -> list[tuple[int, int]]:
@@ -226,13 +250,7 @@ def padding_aware_batches(
     n = len(sorted_lengths)
     if overhead_tokens is None:
         return [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-    best, cut = [0.0] + [float("inf")] * n, [0] * (n + 1)
-    for i in range(1, n + 1):
-        longest = sorted_lengths[i - 1]
-        for j in range(max(0, i - batch_size), i):
-            cost = best[j] + (i - j) * longest + overhead_tokens
-            if cost < best[i]:
-                best[i], cut[i] = cost, j
+    _, cut = _batch_costs(sorted_lengths, batch_size, overhead_tokens)
     ranges, i = [], n
     while i > 0:
         ranges.append((cut[i], i))
@@ -240,26 +258,25 @@ def padding_aware_batches(
     return ranges[::-1]
 
 
-def split_for_workers(
-    sorted_lengths: Sequence[int], ranges: list[tuple[int, int]], workers: int
-) -> list[tuple[int, int]]:
-    """Split batches (ranges over rows sorted by length) until there are at least `workers` of them, so
-    that one request keeps every engine replica busy: the costliest batch (rows x longest row) is cut
-    where its two parts cost most nearly the same. Batches of one row are never cut."""
-    ranges = list(ranges)
-
-    def cost(r):
-        return (r[1] - r[0]) * sorted_lengths[r[1] - 1]
-
-    while len(ranges) < workers:
-        splittable = [r for r in ranges if r[1] - r[0] > 1]
-        if not splittable:
-            break
-        a, b = max(splittable, key=cost)
-        cut = min(range(a + 1, b), key=lambda c: max(cost((a, c)), cost((c, b))))
-        i = ranges.index((a, b))
-        ranges[i : i + 1] = [(a, cut), (cut, b)]
-    return ranges
+def split_between_workers(
+    sorted_lengths: Sequence[int], batch_size: int, overhead_tokens: int | None, workers: int
+) -> list[list[tuple[int, int]]]:
+    """The rows (sorted by length) cut into at most `workers` contiguous groups, each run as its own
+    padding-aware batches, so that the costliest group costs least: one request then keeps every engine
+    replica busy for about the same time. Two groups are cut where the shorter rows' batches and the
+    longer rows' batches cost most nearly the same (more workers: the same cut, recursively, in
+    proportion). Returns each group's [start, end) batch ranges over the sorted rows."""
+    n = len(sorted_lengths)
+    if workers <= 1 or n <= 1:
+        return [padding_aware_batches(sorted_lengths, batch_size, overhead_tokens)] if n else []
+    overhead = overhead_tokens or 0
+    head, _ = _batch_costs(sorted_lengths, batch_size, overhead)
+    tail, _ = _batch_costs(sorted_lengths, batch_size, overhead, suffix=True)
+    k = workers // 2
+    c = min(range(1, n), key=lambda c: max(head[c] / k, tail[c] / (workers - k)))
+    left = split_between_workers(sorted_lengths[:c], batch_size, overhead_tokens, k)
+    right = split_between_workers(sorted_lengths[c:], batch_size, overhead_tokens, workers - k)
+    return left + [[(a + c, b + c) for a, b in group] for group in right]
 
 
 def run_by_length(
@@ -274,22 +291,22 @@ def run_by_length(
     """Inference over `rows` in batches of similar length (little padding): `run_batch(list of rows)`
     gives one output row per input row; the outputs come back in the input order as a float32 array
     (None when there are no rows). With overhead_tokens, batches follow padding_aware_batches. With a
-    `pool` of `workers` threads, the batches (at least `workers` of them when there are enough rows)
-    run concurrently, the costliest first."""
+    `pool` of `workers` threads, the rows are cut into one group per worker (split_between_workers) and
+    the groups run side by side, each its own batches in turn."""
     lengths = [length(r) for r in rows]
     order = np.argsort(lengths, kind="mergesort")
     sorted_lengths = [lengths[i] for i in order]
-    ranges = padding_aware_batches(sorted_lengths, batch_size, overhead_tokens)
-    batches = [order[a:b] for a, b in ranges]
+
+    def run_group(ranges):
+        return [(order[a:b], np.asarray(run_batch([rows[j] for j in order[a:b]]))) for a, b in ranges]
+
     if pool is not None and workers > 1:
-        ranges = split_for_workers(sorted_lengths, ranges, workers)
-        ranges.sort(key=lambda r: (r[1] - r[0]) * sorted_lengths[r[1] - 1], reverse=True)
-        batches = [order[a:b] for a, b in ranges]
-        results = list(pool.map(lambda idx: np.asarray(run_batch([rows[j] for j in idx])), batches))
+        groups = split_between_workers(sorted_lengths, batch_size, overhead_tokens, workers)
+        results = [r for done in pool.map(run_group, groups) for r in done]
     else:
-        results = (np.asarray(run_batch([rows[j] for j in idx])) for idx in batches)
+        results = run_group(padding_aware_batches(sorted_lengths, batch_size, overhead_tokens))
     out = None
-    for idx, res in zip(batches, results):
+    for idx, res in results:
         if out is None:
             out = np.zeros((len(rows),) + res.shape[1:], dtype=np.float32)
         out[idx] = res

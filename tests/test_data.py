@@ -173,18 +173,28 @@ def test_run_by_length_returns_outputs_in_input_order():
     assert out[:, 0].tolist() == [5, 60, 7, 33, 2, 64, 18]
 
 
-def test_split_for_workers_balances_cost_and_runs_batches_side_by_side():
+def test_split_between_workers_balances_cost_and_runs_groups_side_by_side():
     from concurrent.futures import ThreadPoolExecutor
 
-    from core.data import run_by_length, split_for_workers
+    from core.data import RUN_OVERHEAD_TOKENS, padding_aware_batches, run_by_length, split_between_workers
 
     lengths = sorted([12, 14, 15, 18, 20, 22, 25, 30, 31, 33, 40, 41, 45, 50, 52, 55, 58, 60, 62, 64])
-    parts = split_for_workers(lengths, [(0, 20)], 2)
-    assert len(parts) == 2 and parts[0][0] == 0 and parts[-1][1] == 20 and parts[0][1] == parts[1][0]
-    costs = [(b - a) * lengths[b - 1] for a, b in parts]
-    assert max(costs) < 0.6 * 20 * 64  # each half costs about half of the whole
-    assert split_for_workers([5], [(0, 1)], 2) == [(0, 1)]  # one row is never cut
-    assert len(split_for_workers(lengths, [(0, 8), (8, 20)], 2)) == 2  # enough batches already
+
+    def cost(ranges):
+        return sum((b - a) * lengths[b - 1] + RUN_OVERHEAD_TOKENS for a, b in ranges)
+
+    for workers in (2, 3):
+        groups = split_between_workers(lengths, 32, RUN_OVERHEAD_TOKENS, workers)
+        flat = [r for g in groups for r in g]
+        assert len(groups) == workers and flat[0][0] == 0 and flat[-1][1] == 20
+        assert all(x[1] == y[0] for x, y in zip(flat, flat[1:]))  # every row once, in order
+        whole = cost(padding_aware_batches(lengths, 32))
+        assert max(cost(g) for g in groups) < 1.2 * whole / workers  # each group about its share
+    # the longest rows' group is cut short: halving the rows would leave it at 10 x 64
+    assert cost(split_between_workers(lengths, 32, RUN_OVERHEAD_TOKENS, 2)[1]) < 10 * 64
+    assert split_between_workers([5], 32, RUN_OVERHEAD_TOKENS, 2) == [[(0, 1)]]  # one row is never cut
+    assert split_between_workers([], 32, RUN_OVERHEAD_TOKENS, 2) == []
+    assert all(b - a <= 4 for g in split_between_workers([20] * 30, 4, None, 2) for a, b in g)
 
     rows = [[1] * n for n in (5, 60, 7, 33, 2, 64, 18)]
     with ThreadPoolExecutor(2) as pool:

@@ -68,7 +68,8 @@ def test_paddle_bf16_backend_runs_in_bf16_and_stays_close(served):
 
 @pytest.mark.parametrize("backend", ["paddle", "onnxruntime", "onnxruntime-int8"])
 def test_engine_replicas_give_the_scores_of_one_session(served, backend):
-    """replicas: 2 runs a request's batches on two one-thread sessions side by side, with the same scores."""
+    """replicas: 2 runs a request's rows on two one-thread sessions side by side, with the same scores (int8
+    within a little: dynamic quantization scales activations per batch, and the batches differ)."""
     from core.engine import RankerEngine
 
     pairs = [(q, t * (i % 5 + 1)) for i, (q, t) in enumerate(PAIRS * 6)]  # mixed lengths: several batches
@@ -78,5 +79,5 @@ def test_engine_replicas_give_the_scores_of_one_session(served, backend):
     used = set()
     for b in two.backends:  # record which session ran each batch
         b.run = lambda f, b=b, run=b.run: (used.add(id(b)), run(f))[1]
-    np.testing.assert_allclose(two.score(pairs), one.score(pairs), atol=1e-6)
+    np.testing.assert_allclose(two.score(pairs), one.score(pairs), atol=2e-3 if backend.endswith("int8") else 1e-6)
     assert len(used) == 2
