@@ -482,9 +482,15 @@ def main():
     p.add_argument("--latency_queries", type=int, default=100)
     p.add_argument("--note", default="", help="a remark on the run written at the top of the results")
     p.add_argument("--work_dir", default=os.path.join(ROOT, "work_dirs", "recall_quality"))
+    p.add_argument(
+        "--threads", type=int, default=2, help="CPU threads for training (Paddle sets 1 when OMP_NUM_THREADS is unset)"
+    )
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     p.add_argument("--name", default="recall_quality", help="results file name (benchmarks/results/NAME.md ...)")
     args = p.parse_args()
+    from core.inference import set_threads
+
+    set_threads(args.threads)
     os.makedirs(args.work_dir, exist_ok=True)
     prev_file = os.path.join(args.out, "recall_quality.json")
     args.previous_speed = json.load(open(prev_file)).get("speed", {}) if os.path.isfile(prev_file) else {}

@@ -287,6 +287,7 @@ def train(
         if curves is not None:
             curves.close()
     result["global_step"] = global_step
+    result["train_examples"] = len(dataset)
     if world_size > 1:  # every rank reports, so a divergence between replicas is visible
         print(f"rank {rank} weights digest: {weights_digest(model)}", flush=True)
         finish_parallel()
