@@ -314,7 +314,8 @@ def eval_e5(system, export_dir, ds, args, index_uri):
     )
     index = MilvusIndex(index_uri, f"{ds['name']}_{system}")
     previous = args.previous_speed.get(ds["name"], {}).get(system)
-    if args.reuse_index and previous and index.exists() and index.info()["rows"] == len(ds["corpus"]):
+    reusable = args.reuse_index and system in args.reuse.split(",")  # a retrained model needs its own index
+    if reusable and previous and index.exists() and index.info()["rows"] == len(ds["corpus"]):
         stats = {k: previous[k] for k in ("docs", "seconds", "embed_seconds", "docs_per_s", "index_seconds")}
         stats["index_reused_from_previous_run"] = True
     else:
@@ -473,8 +474,8 @@ def main():
     p.add_argument(
         "--reuse_index",
         action="store_true",
-        help="search the Milvus collections of the previous run when they hold the same corpus "
-        "(index speed figures are then those of that run)",
+        help="for the --reuse systems, search the Milvus collections of the previous run when they hold the "
+        "same corpus (index speed figures are then those of that run)",
     )
     p.add_argument("--reranker_dir", default=os.path.join(ROOT, "work_dirs", "ranking_quality", "cross_encoder_export"))
     p.add_argument("--rerank_depth", type=int, default=20)
