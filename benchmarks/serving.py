@@ -114,12 +114,13 @@ def time_runner(run, batches, n_pairs, repeats):
 def ort_file_runner(path, threads, sessions=1, pad_id=0):
     """A function of a padded id batch -> scores from an ONNX file; with sessions > 1, that many sessions of
     threads // sessions threads each run a group of the rows side by side, cut and batched as the engine's
-    `replicas` do (core.data.split_between_workers)."""
+    `replicas` do (core.data.run_by_length)."""
+    import queue
     from concurrent.futures import ThreadPoolExecutor
 
     import onnxruntime as ort
 
-    from core.data import RUN_OVERHEAD_TOKENS, split_between_workers
+    from core.data import RUN_OVERHEAD_TOKENS, run_by_length
 
     def session(n_threads):
         so = ort.SessionOptions()
@@ -137,20 +138,27 @@ def ort_file_runner(path, threads, sessions=1, pad_id=0):
 
     if sessions == 1:
         return lambda ids: one(pool[0], ids)
-    workers = ThreadPoolExecutor(sessions)
+    workers, idle = ThreadPoolExecutor(sessions), queue.SimpleQueue()
+    for s in pool:
+        idle.put(s)
+
+    def batch(rows):  # as the engine's replicas: a free session runs each batch
+        s = idle.get()
+        try:
+            return one(s, np.stack(rows))
+        finally:
+            idle.put(s)
 
     def run(ids):
-        lengths = np.sum(ids != pad_id, axis=1)
-        order = np.argsort(lengths, kind="mergesort")
-        groups = split_between_workers(lengths[order].tolist(), len(ids), RUN_OVERHEAD_TOKENS, sessions)
-        out = np.zeros(len(ids), dtype=np.float32)
-
-        def group(s, ranges):
-            for a, b in ranges:
-                out[order[a:b]] = one(s, ids[order[a:b]])
-
-        list(workers.map(group, pool, groups))
-        return out
+        return run_by_length(
+            list(ids),
+            len(ids),
+            batch,
+            length=lambda r: int(np.sum(r != pad_id)),
+            overhead_tokens=RUN_OVERHEAD_TOKENS,
+            pool=workers,
+            workers=sessions,
+        )
 
     return run
 
