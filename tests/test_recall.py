@@ -612,3 +612,28 @@ def test_batch_neg_distils_cross_encoder_margins(recall_data, tiny_model, tmp_pa
     scores.write_text("".join(f"{q}\t{t}\t0.9\n" for q, t in rows), encoding="utf-8")  # negatives unscored
     p = train("bad")
     assert p.returncode == 2 and "no score for" in p.stderr and str(scores) in p.stderr
+
+
+def test_recall_benchmark_dev_counts_every_judged_positive(data_dir):
+    """benchmarks/recall_quality.py reports dev queries twice: against dev.csv's titles, and against
+    every title judged relevant for the query (train or dev), so titles relevant by train's labels are
+    not counted as misses; the unseen split keeps only its own titles."""
+    import argparse
+    import sys
+
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    from recall_quality import kuake_set
+
+    from recall.training import read_relevant
+
+    ds = kuake_set(argparse.Namespace(data_dir=str(data_dir)))
+    queries, all_judged = ds["more_query_sets"]["kuake_qtr_dev_all_judged"]
+    assert queries is ds["queries"]
+    train = dict(zip(*read_relevant(str(data_dir / "recall/train.csv"))))
+    grown = 0
+    for q, dev_rel, rel in zip(queries, ds["relevant"], all_judged):
+        assert rel == dev_rel | train.get(q, set())
+        grown += len(rel) > len(dev_rel)
+    assert grown > len(queries) / 2  # most dev queries have relevant titles in train too
+    unseen_q, unseen_rel = ds["more_query_sets"]["kuake_qtr_unseen"]
+    assert not set(unseen_q) & set(train) and unseen_rel == read_relevant(str(data_dir / "recall/holdout.csv"))[1]
