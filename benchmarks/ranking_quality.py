@@ -55,6 +55,8 @@ CE_OBJECTIVES = {
     "cross_encoder": "cross-entropy on 0/1 labels (rank/train.csv)",
     "cross_encoder_graded": "soft-label cross-entropy on the grades 0..3 (rank/train_graded.csv, --max_grade 3)",
     "cross_encoder_graded_mined": "graded, plus mined hard negatives as grade 0 (--hard_negatives_file)",
+    "cross_encoder_listwise": "graded + mined, plus a softmax loss over groups of one query's titles, the "
+    "best first (--listwise)",
 }
 PAIRWISE_OBJECTIVES = {
     "pairwise": "pairwise margin ranking (sort/train_pairwise.csv)",
@@ -125,9 +127,15 @@ def train_and_score(kind, args, sets):
         from cross_encoder.common import build
         from cross_encoder.train_ce import main
 
-        graded = kind in ("cross_encoder_graded", "cross_encoder_graded_mined")
+        graded = kind in ("cross_encoder_graded", "cross_encoder_graded_mined", "cross_encoder_listwise")
         extra = ["--max_grade", "3"] if graded else []
-        if kind == "cross_encoder_graded_mined":
+        pairs_per_step = args.batch_size
+        if kind == "cross_encoder_listwise":  # as many pairs per step as the pointwise runs
+            groups = max(1, args.batch_size // args.ce_listwise)
+            common[common.index("--batch_size") + 1] = str(groups)
+            extra += ["--listwise", str(args.ce_listwise)]
+            pairs_per_step = groups * args.ce_listwise
+        if kind in ("cross_encoder_graded_mined", "cross_encoder_listwise"):
             if not args.hard_negatives_file:
                 raise SystemExit(f"{kind} needs --hard_negatives_file (recall/mine_negatives.py)")
             extra += ["--hard_negatives_file", args.hard_negatives_file]
@@ -146,7 +154,6 @@ def train_and_score(kind, args, sets):
             + (["--pooling", args.ce_pooling] if args.ce_pooling != "auto" else [])
             + extra
         )
-        pairs_per_step = args.batch_size
     train_time = time.time() - t0
     from core.engine import RankerEngine
     from core.exporting import export_main
@@ -160,7 +167,7 @@ def train_and_score(kind, args, sets):
         "pooling": args.pairwise_pooling if pairwise else args.ce_pooling,
         "objective": {**PAIRWISE_OBJECTIVES, **CE_OBJECTIVES}[kind],
         "steps": result["global_step"],
-        "batch_size": args.batch_size,
+        "batch_size": int(common[common.index("--batch_size") + 1]),
         "pairs_per_step": pairs_per_step,
         "max_seq_length": args.max_seq_length,
         "learning_rate": lr,
@@ -200,7 +207,13 @@ def main():
     p.add_argument(
         "--hard_negatives_file",
         default=None,
-        help="mined negatives for cross_encoder_graded_mined (recall/mine_negatives.py output)",
+        help="mined negatives for cross_encoder_graded_mined / _listwise (recall/mine_negatives.py output)",
+    )
+    p.add_argument(
+        "--ce_listwise",
+        type=int,
+        default=4,
+        help="cross_encoder_listwise: titles per group (train_ce.py --listwise); --batch_size / N groups a step",
     )
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument(
@@ -213,7 +226,8 @@ def main():
     p.add_argument(
         "--systems",
         default="char_jaccard,bm25,zero_shot_e5,cross_encoder,pairwise",
-        help="also cross_encoder_graded, cross_encoder_graded_mined (with --hard_negatives_file)",
+        help="also cross_encoder_graded, cross_encoder_graded_mined, cross_encoder_listwise "
+        "(the last two with --hard_negatives_file)",
     )
     p.add_argument("--work_dir", default=os.path.join(ROOT, "work_dirs", "ranking_quality"))
     p.add_argument(

@@ -121,6 +121,31 @@ def read_labeled_pairs(path: str, label_values: Collection[int] = (0, 1)) -> lis
     return read_tsv(path, LABELED_PAIRS, label_column="label", label_values=set(label_values))
 
 
+def ranking_groups(rows: Sequence[dict], size: int, seed: int = 0) -> list[dict]:
+    """Listwise training groups (localized contrastive estimation, with grades): for every (query, title)
+    of grade >= 1 (a pair listed twice counts once, at its higher grade), a group of `size` titles of the
+    query, that title first, then `size - 1` titles of the same query with a lower grade (judged lower,
+    or mined as 0), drawn at random (with repeats when the query has fewer). A title with no lower-graded
+    title of its query makes no group.
+    rows: {"query", "title", "label"} -> [{"query", "titles": [(title, grade), ...]}]."""
+    if size < 2:
+        raise ValueError(f"ranking_groups: a group needs at least 2 titles, got {size}")
+    by_query = {}
+    for r in rows:
+        titles = by_query.setdefault(r["query"], {})
+        titles[r["title"]] = max(r["label"], titles.get(r["title"], 0))
+    rng = np.random.RandomState(seed)
+    groups = []
+    for query, titles in by_query.items():
+        for title, grade in titles.items():
+            lower = [(t, g) for t, g in titles.items() if g < grade]
+            if grade < 1 or not lower:
+                continue
+            pick = rng.choice(len(lower), size - 1, replace=len(lower) < size - 1)
+            groups.append({"query": query, "titles": [(title, grade)] + [lower[i] for i in pick]})
+    return groups
+
+
 def read_pairs(path: str) -> list[dict]:
     """query, title and an optional third column (a recall score or a label) that is kept as text."""
     rows = read_tsv(path, ("query", "title", "extra"), optional=1)

@@ -11,6 +11,10 @@ Trained on what recall returns (RocketQA) and on the graded labels 0..3:
 cross-entropy), so "somewhat relevant" (1) and "fully relevant" (3) are not the same class.
 --hard_negatives_file: recall/mine_negatives.py's PaddleNLP rows (query, title, neg_title): each mined
 (query, neg_title) becomes a row of label 0, unless the training file already labels that pair.
+--listwise N: train on groups of N titles of one query, a title of grade >= 1 first and N - 1 of lower
+grade (mined ones included); besides the pointwise loss on every pair, a softmax cross-entropy over the
+group's relevance logits puts the first title on top (localized contrastive estimation, as rerankers
+trained on retriever negatives are). --batch_size then counts groups (N pairs each).
 
 A smaller, faster ranker distilled from a trained one (the student starts as the teacher's lower layers):
     python cross_encoder/train_ce.py --teacher checkpoints/cross_encoder/model_600 --num_layers 6 \
@@ -20,7 +24,8 @@ A smaller, faster ranker distilled from a trained one (the student starts as the
 from core.args import training_parser
 from core.backbone import keep_lower_layers
 from core.cli import run_cli
-from core.data import EncodedDataset, PairEncoder, collate_pairs, read_labeled_pairs
+from core.data import EncodedDataset, PairEncoder, collate_pairs, ranking_groups, read_labeled_pairs
+from core.errors import DataError
 from core.evaluation import auc_evaluator
 from core.trainer import init_device, set_seed, train
 from cross_encoder.common import build
@@ -48,6 +53,12 @@ def parse_args(argv=None):
         help="mined negatives (recall/mine_negatives.py: query\\ttitle\\tneg_title): each neg_title joins as label 0",
     )
     p.add_argument(
+        "--listwise",
+        type=int,
+        default=0,
+        help="groups of N titles of one query, the best first: adds a softmax loss over each group (0: off)",
+    )
+    p.add_argument(
         "--save_steps", "--save_step", dest="save_step", type=int, default=10000, help="save a checkpoint every N steps"
     )
     p.add_argument("--use_amp", action="store_true", help="mixed precision (GPU only; ignored on cpu)")
@@ -72,6 +83,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if not 0.0 <= args.distill_alpha <= 1.0:
         p.error(f"--distill_alpha {args.distill_alpha}: must be within [0, 1]")
+    if args.listwise == 1 or args.listwise < 0:
+        p.error(f"--listwise {args.listwise}: a group needs at least 2 titles (0 turns it off)")
     if args.max_grade < 1:
         p.error(f"--max_grade {args.max_grade}: must be at least 1")
     return args
@@ -115,16 +128,29 @@ def main(argv=None):
     else:
         model, tokenizer, config, meta = build(args.model_name_or_path, dropout=args.dropout, pooling=args.pooling)
     meta["objective"] = {"max_grade": args.max_grade, "hard_negatives_file": args.hard_negatives_file}
+    if args.listwise:
+        meta["objective"]["listwise"] = args.listwise
     if args.num_layers:
         keep_lower_layers(model.model, args.num_layers)
     if rank == 0:
         print(f"{len(train_rows)} training pairs, {len(dev_rows)} dev pairs, backbone {args.model_name_or_path}")
     enc = PairEncoder(tokenizer, args.max_seq_length)
-    dataset = EncodedDataset(train_rows, lambda r: (*enc(r["query"], r["title"]), r["label"]))
     pad_id, pad_type = tokenizer.pad_token_id or 0, getattr(tokenizer, "pad_token_type_id", 0) or 0
+    if args.listwise:
+        groups = ranking_groups(train_rows, args.listwise, seed=args.seed)
+        if not groups:
+            raise DataError(f"{args.train_set}: no query has titles of two grades, so --listwise has no group")
+        if rank == 0:
+            print(f"{len(groups)} groups of {args.listwise} titles (--listwise; --batch_size counts groups)")
+        dataset = EncodedDataset(groups, lambda g: [(*enc(g["query"], t), grade) for t, grade in g["titles"]])
 
-    def collate(items):
-        return collate_pairs(items, pad_id, pad_type)
+        def collate(items):  # groups -> their pairs, one group after another
+            return collate_pairs([pair for group in items for pair in group], pad_id, pad_type)
+    else:
+        dataset = EncodedDataset(train_rows, lambda r: (*enc(r["query"], r["title"]), r["label"]))
+
+        def collate(items):
+            return collate_pairs(items, pad_id, pad_type)
 
     def loss_fn(net, t):
         logits = net(t[0], t[1])
@@ -133,6 +159,10 @@ def main(argv=None):
         else:  # soft labels: the target probability of "relevant" is grade / max_grade
             y = t[2].astype("float32") / args.max_grade
             ce = F.cross_entropy(logits, paddle.stack([1.0 - y, y], axis=-1), soft_label=True)
+        if args.listwise:  # each group's first title above the group's lower-graded rest
+            relevance = (logits[:, 1] - logits[:, 0]).reshape([-1, args.listwise])
+            first = paddle.zeros([relevance.shape[0], 1], dtype="int64")
+            ce = ce + F.cross_entropy(relevance, first)
         if teacher is None:
             return ce
         with paddle.no_grad():

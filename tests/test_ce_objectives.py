@@ -77,3 +77,41 @@ def test_mined_negatives_join_as_label_0_rows(small, tiny_model, tmp_path, capsy
     bad.write_text("a query\tonly two columns\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"bad\.tsv:1"):
         train(small, tiny_model, tmp_path / "bad", small["rank_train"], "--hard_negatives_file", str(bad))
+
+
+def test_listwise_groups_put_a_graded_title_above_lower_graded_ones_of_its_query():
+    from core.data import ranking_groups
+
+    rows = [
+        {"query": "q1", "title": "a", "label": 3},
+        {"query": "q1", "title": "b", "label": 1},
+        {"query": "q1", "title": "c", "label": 0},
+        {"query": "q1", "title": "b", "label": 2},  # listed twice: counts once, at grade 2
+        {"query": "q2", "title": "d", "label": 2},  # nothing lower in q2: no group
+        {"query": "q3", "title": "e", "label": 0},
+    ]
+    groups = ranking_groups(rows, 3, seed=0)
+    firsts = sorted((g["query"], g["titles"][0]) for g in groups)
+    assert firsts == [("q1", ("a", 3)), ("q1", ("b", 2))]
+    for g in groups:
+        assert len(g["titles"]) == 3
+        top = g["titles"][0][1]
+        assert all(grade < top for _, grade in g["titles"][1:])
+    b = next(g for g in groups if g["titles"][0][0] == "b")
+    assert b["titles"][1:] == [("c", 0), ("c", 0)]  # fewer lower titles than slots: drawn again
+    with pytest.raises(ValueError, match="at least 2"):
+        ranking_groups(rows, 1)
+
+
+def test_listwise_training_ranks_the_grades_of_a_query(small, tiny_model, graded_file, tmp_path, capsys):
+    out = train(small, tiny_model, tmp_path / "listwise", graded_file, "--max_grade", "3", "--listwise", "3")
+    assert "groups of 3 titles" in capsys.readouterr().out
+    assert np.mean(out["losses"][-6:]) < np.mean(out["losses"][:6]), out["losses"]
+    rows = read_labeled_pairs(graded_file, label_values=range(4))
+    p = probabilities(out["last_checkpoint"], rows)
+    grades = np.array([r["label"] for r in rows])
+    assert p[grades >= 2].mean() > p[grades <= 1].mean()
+    with open(os.path.join(out["last_checkpoint"], "ranker.json")) as f:
+        assert json.load(f)["objective"]["listwise"] == 3
+    with pytest.raises(SystemExit):
+        train(small, tiny_model, tmp_path / "bad", graded_file, "--max_grade", "3", "--listwise", "1")
