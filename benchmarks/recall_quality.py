@@ -389,6 +389,11 @@ def eval_bm25(ds):
     )
 
 
+def mrr10(ranked, query, label):
+    """Reciprocal rank of the first title judged relevant (label >= 2) in the top 10."""
+    return next((1 / (i + 1) for i, t in enumerate(ranked[:10]) if label.get((query, t), 0) >= 2), 0.0)
+
+
 def rerank_ndcg(ds, retrieved_by_system, args, label):
     """NDCG@10 of each recall system's top --rerank_depth: recall order, re-ranked by the ranker alone,
     and re-ranked the way /search does by default (core.search.fuse: reciprocal-rank fusion of the two
@@ -410,7 +415,7 @@ def rerank_ndcg(ds, retrieved_by_system, args, label):
     cache, out = {}, {}
     t0 = time.perf_counter()
     for system, retrieved in retrieved_by_system.items():
-        before, after, fused = [], [], []
+        before, after, fused, mrr = [], [], [], {"recall": [], "ranker": [], "fused": []}
         for i in idx:
             q = ds["queries"][i]
             cand = retrieved[i][: args.rerank_depth]
@@ -418,13 +423,18 @@ def rerank_ndcg(ds, retrieved_by_system, args, label):
             if todo:
                 cache.update(zip([(q, t) for t in todo], engine.score([(q, t) for t in todo])))
             scores = np.array([cache[(q, t)] for t in cand])
+            by_ranker = [cand[j] for j in rerank_order(scores, "ranker")[0]]
+            by_fusion = [cand[j] for j in rerank_order(scores, "fused", 10)[0]]
             before.append(ndcg10(cand, q, label))
-            after.append(ndcg10([cand[j] for j in rerank_order(scores, "ranker")[0]], q, label))
-            fused.append(ndcg10([cand[j] for j in rerank_order(scores, "fused", 10)[0]], q, label))
+            after.append(ndcg10(by_ranker, q, label))
+            fused.append(ndcg10(by_fusion, q, label))
+            for key, ranked in (("recall", cand), ("ranker", by_ranker), ("fused", by_fusion)):
+                mrr[key].append(mrr10(ranked, q, label))
         out[system] = {
             "ndcg@10_recall_order": round(float(np.mean(before)), 4),
             "ndcg@10_reranked": round(float(np.mean(after)), 4),
             "ndcg@10_fused": round(float(np.mean(fused)), 4),
+            **{f"mrr@10_{key}": round(float(np.mean(v)), 4) for key, v in mrr.items()},
         }
     return {
         "queries": len(idx),
@@ -650,13 +660,21 @@ def main():
             f"{e2e['reranker']}. NDCG@10 with the graded labels 0..3 of every judged (query, title) "
             "of train and dev (unjudged titles count 0). fused = what /search, recall.search and run_system.py "
             "return by default (rerank: fused): reciprocal-rank fusion, 1/(10 + rank), of the recall order "
-            "and the ranker's order; ranker alone = rerank: ranker (PaddleNLP's order).\n\n"
+            "and the ranker's order; ranker alone = rerank: ranker (PaddleNLP's order). MRR@10: the first "
+            "title judged relevant (label >= 2, train or dev) in the same top 20, recall order / ranker / "
+            "fused: what the ranker as a teacher could give the recall's MRR@10.\n\n"
         )
         body += (
             report.table(
-                ["recall system", "recall order", "ranker alone", "fused (default)"],
+                ["recall system", "recall order", "ranker alone", "fused (default)", "MRR@10 recall / ranker / fused"],
                 [
-                    [s, m["ndcg@10_recall_order"], m["ndcg@10_reranked"], m["ndcg@10_fused"]]
+                    [
+                        s,
+                        m["ndcg@10_recall_order"],
+                        m["ndcg@10_reranked"],
+                        m["ndcg@10_fused"],
+                        f"{m['mrr@10_recall']} / {m['mrr@10_ranker']} / {m['mrr@10_fused']}",
+                    ]
                     for s, m in e2e["systems"].items()
                 ],
             )
