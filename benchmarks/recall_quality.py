@@ -394,7 +394,7 @@ def mrr10(ranked, query, label):
     return next((1 / (i + 1) for i, t in enumerate(ranked[:10]) if label.get((query, t), 0) >= 2), 0.0)
 
 
-def rerank_ndcg(ds, retrieved_by_system, args, label):
+def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir):
     """NDCG@10 of each recall system's top --rerank_depth: recall order, re-ranked by the ranker alone,
     and re-ranked the way /search does by default (core.search.fuse: reciprocal-rank fusion of the two
     orders, k=10; core.search.rerank_order, as /search). Ranker scores are cached across systems."""
@@ -403,9 +403,9 @@ def rerank_ndcg(ds, retrieved_by_system, args, label):
 
     rng = np.random.RandomState(0)
     idx = sorted(rng.permutation(len(ds["queries"]))[: args.rerank_queries].tolist())
-    onnx = os.path.isfile(os.path.join(args.reranker_dir, "inference.onnx"))  # fp32: Paddle's scores within 2e-6
+    onnx = os.path.isfile(os.path.join(reranker_dir, "inference.onnx"))  # fp32: Paddle's scores within 2e-6
     engine = RankerEngine(
-        args.reranker_dir,
+        reranker_dir,
         backend="onnxruntime" if onnx else "paddle",
         max_seq_length=64,
         cpu_threads=2,
@@ -441,7 +441,7 @@ def rerank_ndcg(ds, retrieved_by_system, args, label):
         "depth": args.rerank_depth,
         "systems": out,
         "rerank_seconds": round(time.perf_counter() - t0, 1),
-        "reranker": os.path.relpath(args.reranker_dir, ROOT),
+        "reranker": os.path.relpath(reranker_dir, ROOT),
     }
 
 
@@ -501,6 +501,12 @@ def main():
         "same corpus (index speed figures are then those of that run)",
     )
     p.add_argument("--reranker_dir", default=os.path.join(ROOT, "work_dirs", "ranking_quality", "cross_encoder_export"))
+    p.add_argument(
+        "--more_rerankers",
+        nargs="*",
+        default=[],
+        help="NAME=EXPORT_DIR: end to end also re-ranked by these, each beside --reranker_dir on the same recall",
+    )
     p.add_argument("--rerank_depth", type=int, default=20)
     p.add_argument("--rerank_queries", type=int, default=600)
     p.add_argument("--latency_queries", type=int, default=100)
@@ -557,10 +563,18 @@ def main():
         query_sets.update(  # NDCG uses the graded labels of train and dev: one run per distinct query list
             {name: qs for name, (qs, _) in ds.get("more_query_sets", {}).items() if qs is not ds["queries"]}
         )
+        rerankers = {"": args.reranker_dir}
+        for item in args.more_rerankers:
+            ranker, sep, path = item.partition("=")
+            if not sep or not os.path.isdir(path):
+                raise SystemExit(f"--more_rerankers {item}: expected NAME=EXPORT_DIR (an exported ranker)")
+            rerankers[ranker] = path
         for name, queries in query_sets.items():
             by_system = {s: retrieved_by[("kuake_qtr", s)] if name == "kuake_qtr" else more_by[(name, s)] for s in pick}
-            end_to_end[name] = rerank_ndcg({"queries": queries}, by_system, args, label)
-            print(f"== end to end ({name}): {end_to_end[name]}", flush=True)
+            for ranker, path in rerankers.items():  # the --reranker_dir rows keep the query set's name
+                key = f"{name}, re-ranked by {ranker}" if ranker else name
+                end_to_end[key] = rerank_ndcg({"queries": queries}, by_system, args, label, path)
+                print(f"== end to end ({key}): {end_to_end[key]}", flush=True)
     targets = {}
     if "zero_shot_e5" in kuake and "in_batch_e5" in kuake:
         gain = kuake["in_batch_e5"]["recall@50"] - kuake["zero_shot_e5"]["recall@50"]
