@@ -176,6 +176,8 @@ def train_and_score(kind, args, sets):
         "final_loss": result["last_loss"],
         "train_examples": result["train_examples"],
     }
+    if kind == "cross_encoder_listwise":
+        info["listwise"] = args.ce_listwise
     if pairwise:
         info["in_batch_pairs"] = "on" if result["in_batch_pairs"] else "off"
     return scores, info
@@ -367,7 +369,7 @@ def main():
             "CPU cores, so each model saw about one epoch or less: "
             + ", ".join(
                 f"{k} {v['steps'] * v['batch_size'] / v['train_examples']:.0%} of its {v['train_examples']:,} "
-                "training rows"
+                + (f"training groups of {v['listwise']} titles" if v.get("listwise") else "training rows")
                 if v.get("train_examples")
                 else f"{k} {v['steps'] * v['batch_size']:,} rows"
                 for k, v in trained.items()
