@@ -6,7 +6,9 @@ RocketQA ablations: in-batch + mined hard negatives (raw), + denoising by the cr
 Hard negatives (systems hard_neg_raw_e5, hard_neg_e5, distilled_e5): recall/mine_negatives.py over the
 zero-shot e5 index (top --mine_recall_num, known positives dropped) for every training query; raw keeps
 the best-retrieved rest, denoised drops what the cross-encoder (--reranker_dir) scores >= --denoise_threshold,
-distilled adds margin-MSE towards the cross-encoder's scores (train_batch_neg.py --teacher_scores_file).
+distilled adds margin-MSE towards the cross-encoder's scores (train_batch_neg.py --teacher_scores_file);
+distilled_graded_e5 (not in the default --systems) distils instead from another ranker's scores of the same
+mined pairs (--teacher_dir, e.g. the graded + mined cross-encoder, which orders recalled titles better).
 KUAKE-QTR is reported on dev queries and on the query-disjoint holdout (kuake_qtr_unseen: train queries
 held out of every training file, none in dev), both against the same corpus and index.
 
@@ -38,7 +40,8 @@ from recall.training import RECALL_KS, read_relevant, recall_report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-MINED_SYSTEMS = ("hard_neg_raw_e5", "hard_neg_e5", "distilled_e5")
+MINED_SYSTEMS = ("hard_neg_raw_e5", "hard_neg_e5", "distilled_e5", "distilled_graded_e5")
+DISTILLED = ("distilled_e5", "distilled_graded_e5")
 E5_SYSTEMS = ("zero_shot_e5", "in_batch_e5", "simcse_e5") + MINED_SYSTEMS
 
 
@@ -266,8 +269,32 @@ def mined(args, zero_shot_export, index_uri, denoise):
     return out, info
 
 
+def rescored(scores_file, ranker_dir):
+    """The (query, title) pairs of a mining scores file scored by another exported ranker, in the same
+    query\ttitle\tscore format (cached beside it)."""
+    from core.data import read_tsv
+    from core.engine import RankerEngine
+
+    out = f"{scores_file[: -len('.tsv')]}.{os.path.basename(os.path.normpath(ranker_dir))}.tsv"
+    if os.path.isfile(out):
+        return out
+    pairs = [(r["query"], r["title"]) for r in read_tsv(scores_file, ("query", "title", "score"))]
+    onnx = os.path.isfile(os.path.join(ranker_dir, "inference.onnx"))
+    engine = RankerEngine(
+        ranker_dir, backend="onnxruntime" if onnx else "paddle", max_seq_length=64, cpu_threads=2, batch_size=32
+    )
+    t0 = time.time()
+    scores = engine.score(pairs)
+    with open(out + ".part", "w", encoding="utf-8") as f:
+        f.writelines(f"{q}\t{t}\t{s:.6f}\n" for (q, t), s in zip(pairs, scores))
+    os.replace(out + ".part", out)
+    print(f"re-scored {len(pairs)} mined pairs with {ranker_dir} in {time.time() - t0:.0f}s -> {out}", flush=True)
+    return out
+
+
 def train_mined(system, args, zero_shot_export, index_uri):
-    """hard_neg_raw_e5 / hard_neg_e5 / distilled_e5: in-batch negatives plus one mined negative per row."""
+    """hard_neg_raw_e5 / hard_neg_e5 / distilled_e5 / distilled_graded_e5: in-batch negatives plus one
+    mined negative per row."""
     from recall.export_model import main as export
     from recall.train_batch_neg import main as train
 
@@ -278,9 +305,14 @@ def train_mined(system, args, zero_shot_export, index_uri):
     hard, mining = mined(args, zero_shot_export, index_uri, denoise=system != "hard_neg_raw_e5")
     extra = ["--hard_negatives_file", hard, "--save_dir", os.path.join(w, system)]
     objective = "in-batch + mined hard negatives" + (" (raw)" if system == "hard_neg_raw_e5" else " (denoised)")
-    if system == "distilled_e5":
-        extra += ["--teacher_scores_file", hard + ".scores.tsv", "--distill_weight", str(args.distill_weight)]
-        objective += " + margin-MSE distillation from the cross-encoder"
+    if system in DISTILLED:
+        teacher, teacher_name = hard + ".scores.tsv", "the cross-encoder"  # the denoiser's scores
+        if system == "distilled_graded_e5":
+            if not args.teacher_dir:
+                raise SystemExit("distilled_graded_e5 needs --teacher_dir (an exported ranker to distil from)")
+            teacher, teacher_name = rescored(teacher, args.teacher_dir), os.path.relpath(args.teacher_dir, ROOT)
+        extra += ["--teacher_scores_file", teacher, "--distill_weight", str(args.distill_weight)]
+        objective += f" + margin-MSE distillation from {teacher_name}"
     t0 = time.time()
     res = train(batch_neg_args(args) + extra)
     info = {
@@ -296,7 +328,7 @@ def train_mined(system, args, zero_shot_export, index_uri):
         "final_loss": res["last_loss"],
         "mining": mining,
     }
-    if system == "distilled_e5":
+    if system in DISTILLED:
         info["distill_weight"] = args.distill_weight
     export(
         [
@@ -487,10 +519,20 @@ def main():
         default=None,
         help="the exported cross-encoder that denoises and scores mined negatives (default: --reranker_dir)",
     )
+    p.add_argument(
+        "--teacher_dir",
+        default=None,
+        help="distilled_graded_e5: the exported ranker whose scores of the mined pairs are the teacher "
+        "(e.g. the graded + mined cross-encoder)",
+    )
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--learning_rate", type=float, default=3e-5)
     p.add_argument("--datasets", default="kuake_qtr,csl")
-    p.add_argument("--systems", default="bm25," + ",".join(E5_SYSTEMS))
+    p.add_argument(
+        "--systems",
+        default="bm25," + ",".join(s for s in E5_SYSTEMS if s != "distilled_graded_e5"),
+        help="also distilled_graded_e5 (with --teacher_dir)",
+    )
     p.add_argument(
         "--reuse", default="", help="comma-separated e5 systems whose exports from a previous run are reused"
     )
