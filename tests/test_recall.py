@@ -614,14 +614,13 @@ def test_batch_neg_distils_cross_encoder_margins(recall_data, tiny_model, tmp_pa
     assert p.returncode == 2 and "no score for" in p.stderr and str(scores) in p.stderr
 
 
-def test_recall_benchmark_dev_counts_every_judged_positive(data_dir):
+def test_recall_benchmark_dev_counts_every_judged_positive(data_dir, monkeypatch):
     """benchmarks/recall_quality.py reports dev queries twice: against dev.csv's titles, and against
     every title judged relevant for the query (train or dev), so titles relevant by train's labels are
     not counted as misses; the unseen split keeps only its own titles."""
     import argparse
-    import sys
 
-    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
     from recall_quality import kuake_set
 
     from recall.training import read_relevant
