@@ -69,13 +69,16 @@ def train_and_score(kind, args, sets):
     save = os.path.join(args.work_dir, kind)
     pairwise = kind in PAIRWISE_OBJECTIVES
     lr = args.pairwise_learning_rate if pairwise and args.pairwise_learning_rate else args.learning_rate
+    batch = args.batch_size  # examples a step: pairs, or with cross_encoder_listwise groups of pairs
+    if kind == "cross_encoder_listwise":  # as many pairs per step as the pointwise runs
+        batch = max(1, args.batch_size // args.ce_listwise)
     common = [
         "--model_name_or_path",
         args.model_name_or_path,
         "--save_dir",
         save,
         "--batch_size",
-        str(args.batch_size),
+        str(batch),
         "--learning_rate",
         str(lr),
         "--warmup_proportion",
@@ -129,12 +132,10 @@ def train_and_score(kind, args, sets):
 
         graded = kind in ("cross_encoder_graded", "cross_encoder_graded_mined", "cross_encoder_listwise")
         extra = ["--max_grade", "3"] if graded else []
-        pairs_per_step = args.batch_size
-        if kind == "cross_encoder_listwise":  # as many pairs per step as the pointwise runs
-            groups = max(1, args.batch_size // args.ce_listwise)
-            common[common.index("--batch_size") + 1] = str(groups)
+        pairs_per_step = batch
+        if kind == "cross_encoder_listwise":
             extra += ["--listwise", str(args.ce_listwise)]
-            pairs_per_step = groups * args.ce_listwise
+            pairs_per_step = batch * args.ce_listwise
         if kind in ("cross_encoder_graded_mined", "cross_encoder_listwise"):
             if not args.hard_negatives_file:
                 raise SystemExit(f"{kind} needs --hard_negatives_file (recall/mine_negatives.py)")
@@ -167,7 +168,7 @@ def train_and_score(kind, args, sets):
         "pooling": args.pairwise_pooling if pairwise else args.ce_pooling,
         "objective": {**PAIRWISE_OBJECTIVES, **CE_OBJECTIVES}[kind],
         "steps": result["global_step"],
-        "batch_size": int(common[common.index("--batch_size") + 1]),
+        "batch_size": batch,
         "pairs_per_step": pairs_per_step,
         "max_seq_length": args.max_seq_length,
         "learning_rate": lr,
