@@ -153,6 +153,7 @@ def train_and_score(kind, args, sets):
                 str(args.seed),
             ]
             + (["--pooling", args.ce_pooling] if args.ce_pooling != "auto" else [])
+            + (["--init_weights", args.ce_init_weights] if args.ce_init_weights else [])
             + extra
         )
     train_time = time.time() - t0
@@ -166,7 +167,8 @@ def train_and_score(kind, args, sets):
     scores = {name: engine.score(ev["pairs"]) for name, ev in sets.items()}
     info = {
         "pooling": args.pairwise_pooling if pairwise else args.ce_pooling,
-        "objective": {**PAIRWISE_OBJECTIVES, **CE_OBJECTIVES}[kind],
+        "objective": {**PAIRWISE_OBJECTIVES, **CE_OBJECTIVES}[kind]
+        + (f"; started from the weights of {args.ce_init_weights}" if args.ce_init_weights and not pairwise else ""),
         "steps": result["global_step"],
         "batch_size": batch,
         "pairs_per_step": pairs_per_step,
@@ -211,6 +213,12 @@ def main():
         "--hard_negatives_file",
         default=None,
         help="mined negatives for cross_encoder_graded_mined / _listwise (recall/mine_negatives.py output)",
+    )
+    p.add_argument(
+        "--ce_init_weights",
+        default=None,
+        help="cross-encoder systems start from this trained checkpoint (train_ce.py --init_weights), e.g. "
+        "fine-tune the binary cross-encoder on graded labels and mined negatives",
     )
     p.add_argument(
         "--ce_listwise",

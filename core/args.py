@@ -24,6 +24,12 @@ def training_parser(description: str, default_model: str = "multilingual-e5-smal
     p.add_argument("--logging_steps", type=int, default=10)
     p.add_argument("--eval_step", type=int, default=200, help="evaluate every N steps (0: never)")
     p.add_argument("--init_from_ckpt", default=None, help="checkpoint dir or model_state.pdparams to resume from")
+    p.add_argument(
+        "--init_weights",
+        default=None,
+        help="start from a trained model's weights (checkpoint dir or .pdparams) at step 0 with a fresh "
+        "optimizer: fine-tune it on another objective or data (--init_from_ckpt resumes a run instead)",
+    )
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument(
         "--model_name_or_path",

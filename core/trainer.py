@@ -139,7 +139,7 @@ def train(
 
     loss_fn(model_or_dp, tensors) -> scalar loss. evaluate(model) -> float (higher is better).
     args needs: batch_size, epochs, learning_rate, weight_decay, warmup_proportion, seed,
-    logging_steps, eval_step, save_step, save_dir, init_from_ckpt, max_steps (optional).
+    logging_steps, eval_step, save_step, save_dir, init_from_ckpt, max_steps and init_weights (optional).
     amp_scale: run forward passes under paddle.amp.auto_cast with a GradScaler (GPU).
     save_model: the layer whose weights checkpoints hold (default `model`; e.g. the encoder
     inside a training-loss wrapper), also the one `--init_from_ckpt` loads and `evaluate` gets.
@@ -174,6 +174,10 @@ def train(
                 print(f"resumed from {loaded} at global step {global_step}")
         elif rank == 0:
             print(f"initialised weights from {loaded} (no optimizer state there: starting at step 0)")
+    elif getattr(args, "init_weights", None):
+        loaded = checkpoint.load_params(kept, args.init_weights)
+        if rank == 0:
+            print(f"initialised weights from {loaded} (--init_weights: fresh optimizer, step 0)")
 
     scaler = paddle.amp.GradScaler(init_loss_scaling=amp_scale) if amp_scale else None
     net = paddle.DataParallel(model, find_unused_parameters=True) if world_size > 1 else model

@@ -115,3 +115,37 @@ def test_listwise_training_ranks_the_grades_of_a_query(small, tiny_model, graded
         assert json.load(f)["objective"]["listwise"] == 3
     with pytest.raises(SystemExit):
         train(small, tiny_model, tmp_path / "bad", graded_file, "--max_grade", "3", "--listwise", "1")
+
+
+def test_init_weights_starts_a_fresh_run_from_a_trained_model(small, tiny_model, graded_file, tmp_path, capsys):
+    import paddle
+
+    from core.data import num_batches
+
+    binary = train(small, tiny_model, tmp_path / "binary", small["rank_train"])
+    capsys.readouterr()
+    # fine-tune the binary model on the graded labels; learning rate 0 keeps its weights exactly
+    out = train(
+        small,
+        tiny_model,
+        tmp_path / "graded",
+        graded_file,
+        "--max_grade",
+        "3",
+        "--init_weights",
+        binary["last_checkpoint"],
+        "--learning_rate",
+        "0",
+    )
+    log = capsys.readouterr().out
+    assert "initialised weights from" in log and "resumed" not in log
+    rows = read_labeled_pairs(graded_file, label_values=range(4))
+    assert out["global_step"] == 6 * num_batches(len(rows), 16, 1)  # its own steps, counted from 0
+    a = paddle.load(os.path.join(binary["last_checkpoint"], "model_state.pdparams"))
+    b = paddle.load(os.path.join(out["last_checkpoint"], "model_state.pdparams"))
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k].numpy(), b[k].numpy(), err_msg=k)
+    fresh = train(small, tiny_model, tmp_path / "fresh", graded_file, "--max_grade", "3", "--learning_rate", "0")
+    c = paddle.load(os.path.join(fresh["last_checkpoint"], "model_state.pdparams"))
+    assert any(not np.array_equal(a[k].numpy(), c[k].numpy()) for k in a)  # without it: not the binary model
