@@ -295,10 +295,7 @@ def rescored(scores_file, ranker_dir):
         return out
     pairs = [(r["query"], r["title"]) for r in read_tsv(scores_file, ("query", "title", "score"))]
     t0 = time.time()
-    scores = ranker_engine(ranker_dir).score(pairs)
-    with open(out + ".part", "w", encoding="utf-8") as f:
-        f.writelines(f"{q}\t{t}\t{s:.6f}\n" for (q, t), s in zip(pairs, scores))
-    os.replace(out + ".part", out)
+    ranker_engine(ranker_dir).score_to_file(pairs, out)
     print(f"re-scored {len(pairs)} mined pairs with {ranker_dir} in {time.time() - t0:.0f}s -> {out}", flush=True)
     return out
 

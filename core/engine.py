@@ -213,6 +213,23 @@ class RankerEngine(Engine):
     def score(self, pairs: Sequence[Pair]) -> np.ndarray:
         return self.run_encoded(self.encode(pairs))
 
+    def score_to_file(self, pairs: Sequence[Pair], path: str, chunk: int = 2048) -> list[float]:
+        """Score `pairs` chunk by chunk (progress bar) into query\ttitle\tscore rows, the format of
+        mine_negatives.py's scores file; the file appears complete or not at all. Returns the scores."""
+        from tqdm import tqdm
+
+        scores: list[float] = []
+        bar = tqdm(total=len(pairs), unit="pair", desc="scoring")
+        with open(path + ".part", "w", encoding="utf-8") as f, bar:
+            for i in range(0, len(pairs), chunk):
+                part = pairs[i : i + chunk]
+                got = [float(s) for s in self.score(part)]
+                f.writelines(f"{q}\t{t}\t{s:.6f}\n" for (q, t), s in zip(part, got))
+                scores.extend(got)
+                bar.update(len(part))
+        os.replace(path + ".part", path)
+        return scores
+
 
 class EncoderEngine(Engine):
     """An exported recall encoder: texts -> L2-normalised embeddings [n, dim].
