@@ -82,11 +82,16 @@ done_step "$ENCODER" || run_py recall/train_batch_neg.py --device cpu --model_na
   --distill_weight 1 --save_dir "$WORK/recall" --batch_size 32 --learning_rate 3e-5 --max_steps "$RECALL_STEPS" \
   --save_steps "$RECALL_STEPS" --epochs 100 --margin 0.2 --scale 30 --max_seq_length "$LEN" --warmup_proportion 0.1 \
   --eval_step 0 --logging_steps 10
-done_step "$WORK/export/recall/inference.onnx" ||
+FRESH=0  # a newly exported encoder re-indexes the corpus, so the index never holds an older model's vectors
+done_step "$WORK/export/recall/inference.onnx" || {
   "$PYTHON" recall/export_model.py --model_name_or_path "$MODEL" --params_path "$ENCODER" \
     --output_path "$WORK/export/recall" --onnx
-has_index distilled || "$PYTHON" -u recall/build_index.py --model_dir "$WORK/export/recall" \
-  --corpus_file "$DATA_DIR/recall/corpus.csv" --milvus_uri "$DB" --collection distilled "${ENGINE[@]}"
+  FRESH=1
+}
+if [ "$FRESH" = 1 ] || ! has_index distilled; then
+  "$PYTHON" -u recall/build_index.py --model_dir "$WORK/export/recall" --corpus_file "$DATA_DIR/recall/corpus.csv" \
+    --milvus_uri "$DB" --collection distilled "${ENGINE[@]}"
+fi
 
 echo "done: ranker $WORK/export/ranker, recall encoder $WORK/export/recall,"
 echo "      index 'distilled' in $DB (serve them: models ranker / encoder and search.collection in the server config)"

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 
 import numpy as np
@@ -79,6 +80,10 @@ def test_rocketqa_script_mines_trains_both_stages_and_resumes(data_dir, tiny_mod
         assert f"{work / what} is there: skipped" in again, what
     assert "resuming:" in again  # mining finds every query already written
     assert "index distilled is there: skipped" in again and "global step" not in again
+    # a new export of the encoder re-indexes the corpus: the index never keeps an older model's vectors
+    shutil.rmtree(work / "export/recall")
+    third = run()
+    assert "index distilled is there: skipped" not in third and "indexing" in third
     index = MilvusIndex(str(work / "milvus.db"), "distilled")  # opened last: Milvus Lite locks the file
     assert index.info()["rows"] == len(corpus)
     index.close()
