@@ -17,6 +17,7 @@ import numpy as np
 
 from . import checkpoint
 from .data import batch_indices, num_batches
+from .errors import DataError
 
 
 def set_seed(seed: int) -> None:
@@ -148,6 +149,11 @@ def train(
     import paddle
     from paddlenlp.transformers import LinearDecayWithWarmup
 
+    if args.init_from_ckpt and getattr(args, "init_weights", None):
+        raise DataError(
+            f"--init_from_ckpt {args.init_from_ckpt} resumes a run and --init_weights {args.init_weights} starts a "
+            "new one from trained weights: give one of them"
+        )
     steps_per_epoch = num_batches(len(dataset), args.batch_size, world_size)
     total_steps = steps_per_epoch * args.epochs
     if getattr(args, "max_steps", 0) and args.max_steps > 0:

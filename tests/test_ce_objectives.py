@@ -146,6 +146,10 @@ def test_init_weights_starts_a_fresh_run_from_a_trained_model(small, tiny_model,
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k].numpy(), b[k].numpy(), err_msg=k)
+    with pytest.raises(DataError, match="--init_from_ckpt .* --init_weights .* give one of them"):
+        train(small, tiny_model, tmp_path / "both", graded_file, "--max_grade", "3", "--init_weights",
+              binary["last_checkpoint"], "--init_from_ckpt", binary["last_checkpoint"])  # fmt: skip
+    assert not (tmp_path / "both").exists() or not any((tmp_path / "both").glob("model_*"))
     fresh = train(small, tiny_model, tmp_path / "fresh", graded_file, "--max_grade", "3", "--learning_rate", "0")
     c = paddle.load(os.path.join(fresh["last_checkpoint"], "model_state.pdparams"))
     assert any(not np.array_equal(a[k].numpy(), c[k].numpy()) for k in a)  # without it: not the binary model
