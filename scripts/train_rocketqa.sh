@@ -10,8 +10,9 @@
 #   5. the ranker's scores of the mined pairs (deploy/python/predict.py --output_file);
 #   6. the recall encoder: in-batch + mined negatives + margin-MSE distillation from those scores
 #      (train_batch_neg.py; benchmarks/results/recall_distilled_from_binary.md), and its index.
-# The step counts below end each training run. Each step is skipped when its output is there, so a
-# re-run continues where a failed one stopped.
+# The step counts below end each training run. Each step is skipped when its output is there and
+# newer than its input, so a re-run continues where a failed one stopped and redoes what follows a
+# redone step (mining itself resumes: delete hard_negatives.tsv to mine again).
 # The default lengths are those of the benchmark runs above (their train times are in those files).
 # Multi-GPU: GPUS="0,1,2,3" (training steps through paddle.distributed.launch).
 #   [WORK=work_dirs/rocketqa] [MODEL=multilingual-e5-small] [CE_INIT=checkpoint] [CE_STEPS=600]
@@ -34,10 +35,31 @@ CE=(--device cpu --model_name_or_path "$MODEL" --batch_size 16 --max_seq_len "$L
   --warmup_proportion 0.1 --epochs 100 --eval_step 0 --logging_steps 10 --seed 1000 --pooling cls
   --test_file "$DATA_DIR/rank/dev_pairwise.csv")
 ENGINE=(--backend onnxruntime --replicas 2 --cpu_threads "$OMP_NUM_THREADS" --max_seq_length "$LEN")
-done_step() { [ -e "$1" ] && echo "   $1 is there: skipped"; }
-has_index() {
-  "$PYTHON" -c "import sys; from core.index import MilvusIndex; sys.exit(0 if MilvusIndex(sys.argv[1], sys.argv[2]).exists() else 1)" \
-    "$DB" "$1" 2>/dev/null && echo "   index $1 is there: skipped"
+# done_step OUTPUT [INPUT...]: true (skip the step) when OUTPUT exists and no INPUT is newer; a step
+# whose input was redone is redone too (its tool replaces the old output), so nothing stale is kept.
+done_step() {
+  local out=$1 in
+  shift
+  [ -e "$out" ] || return 1
+  for in in "$@"; do
+    if [ "$in" -nt "$out" ]; then
+      echo "   $out is older than $in: redone"
+      return 1
+    fi
+  done
+  echo "   $out is there: skipped"
+}
+# index_step NAME ENCODER_EXPORT: index the corpus unless NAME was built from this export (a stamp
+# newer than the export, and the index there), so no older model's vectors stay behind.
+index_step() {
+  local exists="import sys; from core.index import MilvusIndex; sys.exit(not MilvusIndex(sys.argv[1], sys.argv[2]).exists())"
+  if done_step "$WORK/$1.indexed" "$2/inference.onnx" >/dev/null && "$PYTHON" -c "$exists" "$DB" "$1" 2>/dev/null; then
+    echo "   index $1 is there: skipped"
+    return
+  fi
+  "$PYTHON" -u recall/build_index.py --model_dir "$2" --corpus_file "$DATA_DIR/recall/corpus.csv" \
+    --milvus_uri "$DB" --collection "$1" "${ENGINE[@]}"
+  touch "$WORK/$1.indexed"
 }
 
 echo "== 1. binary cross-encoder"
@@ -48,14 +70,13 @@ else
   done_step "$BINARY" || run_py cross_encoder/train_ce.py "${CE[@]}" --train_set "$DATA_DIR/rank/train.csv" \
     --save_dir "$WORK/ce_binary" --learning_rate 5e-5 --max_steps "$CE_STEPS" --save_steps "$CE_STEPS"
 fi
-done_step "$WORK/export/ce_binary/inference.onnx" ||
+done_step "$WORK/export/ce_binary/inference.onnx" "$BINARY" ||
   "$PYTHON" cross_encoder/export_model.py --params_path "$BINARY" --output_path "$WORK/export/ce_binary" --onnx
 
 echo "== 2. zero-shot recall encoder and its index"
 done_step "$WORK/export/recall_zero_shot/inference.onnx" ||
   "$PYTHON" recall/export_model.py --model_name_or_path "$MODEL" --output_path "$WORK/export/recall_zero_shot" --onnx
-has_index zero_shot || "$PYTHON" -u recall/build_index.py --model_dir "$WORK/export/recall_zero_shot" \
-  --corpus_file "$DATA_DIR/recall/corpus.csv" --milvus_uri "$DB" --collection zero_shot "${ENGINE[@]}"
+index_step zero_shot "$WORK/export/recall_zero_shot"
 
 echo "== 3. hard negatives mined from the index, denoised by the binary cross-encoder"
 "$PYTHON" -u recall/mine_negatives.py --model_dir "$WORK/export/recall_zero_shot" --ranker_dir "$WORK/export/ce_binary" \
@@ -64,34 +85,28 @@ echo "== 3. hard negatives mined from the index, denoised by the binary cross-en
 
 echo "== 4. ranker: the binary cross-encoder fine-tuned on the grades plus the mined negatives"
 RANKER="$WORK/ranker/model_$RANK_STEPS"
-done_step "$RANKER" || run_py cross_encoder/train_ce.py "${CE[@]}" --train_set "$DATA_DIR/rank/train_graded.csv" \
+done_step "$RANKER" "$BINARY" || run_py cross_encoder/train_ce.py "${CE[@]}" --train_set "$DATA_DIR/rank/train_graded.csv" \
   --max_grade 3 --hard_negatives_file "$MINED" --init_weights "$BINARY" --save_dir "$WORK/ranker" \
   --learning_rate 2e-5 --max_steps "$RANK_STEPS" --save_steps "$RANK_STEPS"
-done_step "$WORK/export/ranker/inference.onnx" ||
+done_step "$WORK/export/ranker/inference.onnx" "$RANKER" ||
   "$PYTHON" cross_encoder/export_model.py --params_path "$RANKER" --output_path "$WORK/export/ranker" --onnx
 
 echo "== 5. the ranker's scores of the mined pairs (the distillation teacher)"
 TEACHER="$WORK/teacher_scores.tsv"
-done_step "$TEACHER" || "$PYTHON" -u deploy/python/predict.py --model_dir "$WORK/export/ranker" \
+done_step "$TEACHER" "$WORK/export/ranker/inference.onnx" || "$PYTHON" -u deploy/python/predict.py --model_dir "$WORK/export/ranker" \
   --input_file "$MINED.scores.tsv" --output_file "$TEACHER" "${ENGINE[@]}"
 
 echo "== 6. recall encoder: in-batch + mined negatives + distillation from the ranker, and its index"
 ENCODER="$WORK/recall/model_$RECALL_STEPS"
-done_step "$ENCODER" || run_py recall/train_batch_neg.py --device cpu --model_name_or_path "$MODEL" \
+done_step "$ENCODER" "$TEACHER" || run_py recall/train_batch_neg.py --device cpu --model_name_or_path "$MODEL" \
   --train_set_file "$DATA_DIR/recall/train.csv" --hard_negatives_file "$MINED" --teacher_scores_file "$TEACHER" \
   --distill_weight 1 --save_dir "$WORK/recall" --batch_size 32 --learning_rate 3e-5 --max_steps "$RECALL_STEPS" \
   --save_steps "$RECALL_STEPS" --epochs 100 --margin 0.2 --scale 30 --max_seq_length "$LEN" --warmup_proportion 0.1 \
   --eval_step 0 --logging_steps 10
-FRESH=0  # a newly exported encoder re-indexes the corpus, so the index never holds an older model's vectors
-done_step "$WORK/export/recall/inference.onnx" || {
+done_step "$WORK/export/recall/inference.onnx" "$ENCODER" ||
   "$PYTHON" recall/export_model.py --model_name_or_path "$MODEL" --params_path "$ENCODER" \
     --output_path "$WORK/export/recall" --onnx
-  FRESH=1
-}
-if [ "$FRESH" = 1 ] || ! has_index distilled; then
-  "$PYTHON" -u recall/build_index.py --model_dir "$WORK/export/recall" --corpus_file "$DATA_DIR/recall/corpus.csv" \
-    --milvus_uri "$DB" --collection distilled "${ENGINE[@]}"
-fi
+index_step distilled "$WORK/export/recall"
 
 echo "done: ranker $WORK/export/ranker, recall encoder $WORK/export/recall,"
 echo "      index 'distilled' in $DB (serve them: models ranker / encoder and search.collection in the server config)"

@@ -84,6 +84,11 @@ def test_rocketqa_script_mines_trains_both_stages_and_resumes(data_dir, tiny_mod
     shutil.rmtree(work / "export/recall")
     third = run()
     assert "index distilled is there: skipped" not in third and "indexing" in third
+    # a redone step redoes what depends on it: a newer ranker export -> teacher, encoder, export, index
+    os.utime(work / "export/ranker/inference.onnx")
+    fourth = run()
+    assert f"{work / 'teacher_scores.tsv'} is older than" in fourth and "global step" in fourth
+    assert f"{work / 'ranker/model_4'} is there: skipped" in fourth and "indexing" in fourth
     index = MilvusIndex(str(work / "milvus.db"), "distilled")  # opened last: Milvus Lite locks the file
     assert index.info()["rows"] == len(corpus)
     index.close()
