@@ -442,8 +442,9 @@ def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir):
     cache, out = {}, {}
     t0 = time.perf_counter()
     for system, retrieved in retrieved_by_system.items():
-        before, after, fused, relevant = [], [], [], []
+        before, after, fused, oracle, relevant = [], [], [], [], []
         orders = {"recall": [], "ranker": [], "fused": []}
+        unjudged = {key: [] for key in orders}
         for i in idx:
             q = ds["queries"][i]
             cand = retrieved[i][: args.rerank_depth]
@@ -456,13 +457,18 @@ def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir):
             before.append(ndcg10(cand, q, label))
             after.append(ndcg10(by_ranker, q, label))
             fused.append(ndcg10(by_fusion, q, label))
+            # the ceiling of any re-ranking of this top 20: its titles sorted by their label
+            oracle.append(ndcg10(sorted(cand, key=lambda t: -label.get((q, t), 0)), q, label))
             for key, ranked in (("recall", cand), ("ranker", by_ranker), ("fused", by_fusion)):
                 orders[key].append(ranked)
+                unjudged[key].append(sum((q, t) not in label for t in ranked[:10]))
             relevant.append({t for t in cand if label.get((q, t), 0) >= 2})
         out[system] = {
             "ndcg@10_recall_order": round(float(np.mean(before)), 4),
             "ndcg@10_reranked": round(float(np.mean(after)), 4),
             "ndcg@10_fused": round(float(np.mean(fused)), 4),
+            "ndcg@10_oracle": round(float(np.mean(oracle)), 4),
+            **{f"unjudged@10_{key}": round(float(np.mean(v)), 2) for key, v in unjudged.items()},
             **{f"mrr@10_{key}": round(mrr_at_k(ranked, relevant, 10), 4) for key, ranked in orders.items()},
         }
     return {
@@ -715,18 +721,30 @@ def main():
             "return by default (rerank: fused): reciprocal-rank fusion, 1/(10 + rank), of the recall order "
             "and the ranker's order; ranker alone = rerank: ranker (PaddleNLP's order). MRR@10: the first "
             "title judged relevant (label >= 2, train or dev) in the same top 20, recall order / ranker / "
-            "fused (the ranker's MRR@10 on the recall's own top 20).\n\n"
+            "fused (the ranker's MRR@10 on the recall's own top 20). oracle = the same top 20 sorted by "
+            "label, the most any re-ranking of it can reach. unjudged in top 10 = titles with no label for "
+            "the query, on average, in each order's top 10 (they count 0 whether relevant or not).\n\n"
         )
         body += (
             report.table(
-                ["recall system", "recall order", "ranker alone", "fused (default)", "MRR@10 recall / ranker / fused"],
+                [
+                    "recall system",
+                    "recall order",
+                    "ranker alone",
+                    "fused (default)",
+                    "oracle",
+                    "MRR@10 recall / ranker / fused",
+                    "unjudged in top 10, recall / ranker / fused",
+                ],
                 [
                     [
                         s,
                         m["ndcg@10_recall_order"],
                         m["ndcg@10_reranked"],
                         m["ndcg@10_fused"],
+                        m.get("ndcg@10_oracle", "-"),
                         f"{m['mrr@10_recall']} / {m['mrr@10_ranker']} / {m['mrr@10_fused']}",
+                        " / ".join(str(m.get(f"unjudged@10_{k}", "-")) for k in ("recall", "ranker", "fused")),
                     ]
                     for s, m in e2e["systems"].items()
                 ],

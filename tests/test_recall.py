@@ -636,3 +636,42 @@ def test_recall_benchmark_dev_counts_every_judged_positive(data_dir, monkeypatch
     assert grown > len(queries) / 2  # most dev queries have relevant titles in train too
     unseen_q, unseen_rel = ds["more_query_sets"]["kuake_qtr_unseen"]
     assert not set(unseen_q) & set(train) and unseen_rel == read_relevant(str(data_dir / "recall/holdout.csv"))[1]
+
+
+def test_recall_benchmark_end_to_end_orders_and_ceiling(served, monkeypatch):
+    """benchmarks/recall_quality.py's end to end: NDCG@10 of the recall order, the ranker's and the
+    fused order of each top 20, and the oracle (the same titles sorted by label), which no order
+    exceeds; unjudged titles in each order's top 10 are counted."""
+    import argparse
+
+    from conftest import CORPUS
+
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
+    from recall_quality import ndcg10, ranker_engine, rerank_ndcg
+
+    from core.search import rerank_order
+
+    queries = ["感冒吃什么药", "头疼怎么办"]
+    extra = ["流感的症状", "感冒发烧吃什么", "维生素C的作用", "感冒多喝水有用吗"]
+    retrieved = [CORPUS + extra, extra[::-1] + CORPUS[::-1]]
+    label = {(queries[0], extra[3]): 3, (queries[0], CORPUS[0]): 1, (queries[0], CORPUS[2]): 0}
+    label.update({(queries[1], CORPUS[1]): 2, (queries[1], "a title not recalled"): 3})
+    args = argparse.Namespace(rerank_queries=10, rerank_depth=20)
+    out = rerank_ndcg({"queries": queries}, {"sys": retrieved}, args, label, served["exported"])
+    m = out["systems"]["sys"]
+    assert out["queries"] == 2
+    # query 0: its best title is 12th in recall order; query 1 misses a judged title, so its ceiling is below 1
+    assert ndcg10(retrieved[0], queries[0], label) < 1 and ndcg10([CORPUS[1]], queries[1], label) < 1
+    assert m["ndcg@10_oracle"] == round((1.0 + ndcg10([CORPUS[1]], queries[1], label)) / 2, 4)
+    for key in ("ndcg@10_recall_order", "ndcg@10_reranked", "ndcg@10_fused"):
+        assert 0 < m[key] <= m["ndcg@10_oracle"]
+    recall_order = np.mean([ndcg10(r, q, label) for q, r in zip(queries, retrieved)])
+    assert m["ndcg@10_recall_order"] == round(float(recall_order), 4)
+    # recall order's top 10: query 0 has 2 judged titles there (CORPUS[0], CORPUS[2]), query 1 none
+    assert m["unjudged@10_recall"] == (8 + 10) / 2
+    engine = ranker_engine(served["exported"])
+    unjudged = []
+    for q, cand in zip(queries, retrieved):
+        order = rerank_order(engine.score([(q, t) for t in cand]), "ranker")[0]
+        unjudged.append(sum((q, cand[j]) not in label for j in order[:10]))
+    assert m["unjudged@10_ranker"] == round(float(np.mean(unjudged)), 2)
