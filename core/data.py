@@ -275,11 +275,21 @@ def padding_aware_batches(
     n = len(sorted_lengths)
     if overhead_tokens is None:
         return [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-    _, cut = _batch_costs(sorted_lengths, batch_size, overhead_tokens)
-    ranges, i = [], n
-    while i > 0:
-        ranges.append((cut[i], i))
-        i = cut[i]
+    return _trace(_batch_costs(sorted_lengths, batch_size, overhead_tokens)[1], 0, n)
+
+
+def _trace(cut, start, end, suffix=False):
+    """The batches of rows [start, end) from _batch_costs' cuts (prefix cuts end at `end`, suffix cuts
+    start at `start`)."""
+    ranges = []
+    if suffix:
+        while start < end:
+            ranges.append((start, cut[start]))
+            start = cut[start]
+        return ranges
+    while end > start:
+        ranges.append((cut[end], end))
+        end = cut[end]
     return ranges[::-1]
 
 
@@ -295,10 +305,12 @@ def split_between_workers(
     if workers <= 1 or n <= 1:
         return [padding_aware_batches(sorted_lengths, batch_size, overhead_tokens)] if n else []
     overhead = overhead_tokens or 0
-    head, _ = _batch_costs(sorted_lengths, batch_size, overhead)
-    tail, _ = _batch_costs(sorted_lengths, batch_size, overhead, suffix=True)
+    head, head_cut = _batch_costs(sorted_lengths, batch_size, overhead)
+    tail, tail_cut = _batch_costs(sorted_lengths, batch_size, overhead, suffix=True)
     k = workers // 2
     c = min(range(1, n), key=lambda c: max(head[c] / k, tail[c] / (workers - k)))
+    if workers == 2 and overhead_tokens is not None:  # both halves' batches are in the two DPs already
+        return [_trace(head_cut, 0, c), _trace(tail_cut, c, n, suffix=True)]
     left = split_between_workers(sorted_lengths[:c], batch_size, overhead_tokens, k)
     right = split_between_workers(sorted_lengths[c:], batch_size, overhead_tokens, workers - k)
     return left + [[(a + c, b + c) for a, b in group] for group in right]
