@@ -309,9 +309,13 @@ def split_between_workers(
     tail, tail_cut = _batch_costs(sorted_lengths, batch_size, overhead, suffix=True)
     k = workers // 2
     c = min(range(1, n), key=lambda c: max(head[c] / k, tail[c] / (workers - k)))
-    if workers == 2 and overhead_tokens is not None:  # both halves' batches are in the two DPs already
-        return [_trace(head_cut, 0, c), _trace(tail_cut, c, n, suffix=True)]
-    left = split_between_workers(sorted_lengths[:c], batch_size, overhead_tokens, k)
+    traced = overhead_tokens is not None  # a one-worker side's batches are in these two DPs already
+    if traced and k == 1:
+        left = [_trace(head_cut, 0, c)]
+    else:
+        left = split_between_workers(sorted_lengths[:c], batch_size, overhead_tokens, k)
+    if traced and workers - k == 1:
+        return left + [_trace(tail_cut, c, n, suffix=True)]
     right = split_between_workers(sorted_lengths[c:], batch_size, overhead_tokens, workers - k)
     return left + [[(a + c, b + c) for a, b in group] for group in right]
 
