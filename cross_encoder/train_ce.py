@@ -9,6 +9,8 @@ Trained on what recall returns (RocketQA) and on the graded labels 0..3:
         --hard_negatives_file data/recall/hard_negatives.tsv ...
 --max_grade G: the labels are grades 0..G and the target probability of a pair is grade / G (soft-label
 cross-entropy), so "somewhat relevant" (1) and "fully relevant" (3) are not the same class.
+--graded_target gain: the target is NDCG's gain instead, (2^grade - 1) / (2^G - 1) (0, 1/7, 3/7, 1 for
+G = 3): a pointwise model then estimates each title's expected gain, the order that maximizes expected DCG.
 --hard_negatives_file: recall/mine_negatives.py's PaddleNLP rows (query, title, neg_title): each mined
 (query, neg_title) becomes a row of label 0, unless the training file already labels that pair.
 --listwise N: train on groups of N titles of one query, a title of grade >= 1 first and N - 1 of lower
@@ -20,6 +22,8 @@ A smaller, faster ranker distilled from a trained one (the student starts as the
     python cross_encoder/train_ce.py --teacher checkpoints/cross_encoder/model_600 --num_layers 6 \
         --train_set data/sort/train.csv --test_file data/sort/dev_pairwise.csv --save_dir checkpoints/ce_6l
 """
+
+import math
 
 from core.args import training_parser
 from core.backbone import keep_lower_layers
@@ -46,6 +50,12 @@ def parse_args(argv=None):
         type=int,
         default=1,
         help="labels are grades 0..N; the target probability is grade / N (1: PaddleNLP's 0/1 labels)",
+    )
+    p.add_argument(
+        "--graded_target",
+        choices=("grade", "gain"),
+        default="grade",
+        help="with --max_grade > 1: target grade / N, or NDCG's gain (2^grade - 1) / (2^N - 1)",
     )
     p.add_argument(
         "--hard_negatives_file",
@@ -128,6 +138,8 @@ def main(argv=None):
     else:
         model, tokenizer, config, meta = build(args.model_name_or_path, dropout=args.dropout, pooling=args.pooling)
     meta["objective"] = {"max_grade": args.max_grade, "hard_negatives_file": args.hard_negatives_file}
+    if args.max_grade > 1 and args.graded_target == "gain":
+        meta["objective"]["graded_target"] = "gain"
     if args.listwise:
         meta["objective"]["listwise"] = args.listwise
     if args.num_layers:
@@ -156,8 +168,12 @@ def main(argv=None):
         logits = net(t[0], t[1])
         if args.max_grade == 1:
             ce = F.cross_entropy(logits, t[2].astype("int64").unsqueeze(-1))
-        else:  # soft labels: the target probability of "relevant" is grade / max_grade
-            y = t[2].astype("float32") / args.max_grade
+        else:  # soft labels: the target probability of "relevant" is grade / max_grade, or the gain
+            y = t[2].astype("float32")
+            if args.graded_target == "gain":
+                y = (paddle.exp(y * math.log(2.0)) - 1.0) / (2.0**args.max_grade - 1.0)
+            else:
+                y = y / args.max_grade
             ce = F.cross_entropy(logits, paddle.stack([1.0 - y, y], axis=-1), soft_label=True)
         if args.listwise:  # each group's first title above the group's lower-graded rest
             relevance = (logits[:, 1] - logits[:, 0]).reshape([-1, args.listwise])

@@ -45,6 +45,24 @@ def test_graded_labels_train_a_probability_that_follows_the_grade(small, tiny_mo
         assert json.load(f)["objective"] == {"max_grade": 3, "hard_negatives_file": None}
 
 
+def test_gain_targets_train_the_expected_ndcg_gain(small, tiny_model, graded_file, tmp_path):
+    graded = train(small, tiny_model, tmp_path / "graded", graded_file, "--max_grade", "3")
+    out = train(small, tiny_model, tmp_path / "gain", graded_file, "--max_grade", "3", "--graded_target", "gain")
+    assert np.mean(out["losses"][-6:]) < np.mean(out["losses"][:6]), out["losses"]
+    # the same seed and batches: only the targets differ (grades 1, 2 aim at 1/7, 3/7 instead of 1/3, 2/3)
+    assert out["losses"][0] != pytest.approx(graded["losses"][0], rel=1e-3)
+    rows = read_labeled_pairs(graded_file, label_values=range(4))
+    p, p_graded = probabilities(out["last_checkpoint"], rows), probabilities(graded["last_checkpoint"], rows)
+    grades = np.array([r["label"] for r in rows])
+    means = [float(p[grades == g].mean()) for g in range(4)]
+    assert means[0] < means[3] and means[1] < means[3], means
+    # a "somewhat relevant" title is pulled further from "fully relevant" than with grade / 3 targets
+    assert float(p[grades == 1].mean()) < float(p_graded[grades == 1].mean())
+    with open(os.path.join(out["last_checkpoint"], "ranker.json")) as f:
+        objective = json.load(f)["objective"]
+    assert objective == {"max_grade": 3, "hard_negatives_file": None, "graded_target": "gain"}
+
+
 def test_a_grade_above_max_grade_is_named_by_file_and_line(small, tiny_model, graded_file, tmp_path):
     with pytest.raises(DataError, match=r"train_graded\.csv:\d+"):
         train(small, tiny_model, tmp_path / "binary", graded_file)  # default --max_grade 1: grades 2, 3 refused
