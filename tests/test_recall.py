@@ -641,7 +641,8 @@ def test_recall_benchmark_dev_counts_every_judged_positive(data_dir, monkeypatch
 def test_recall_benchmark_end_to_end_orders_and_ceiling(served, monkeypatch):
     """benchmarks/recall_quality.py's end to end: NDCG@10 of the recall order, the ranker's and the
     fused order of each top 20, and the oracle (the same titles sorted by label), which no order
-    exceeds; unjudged titles in each order's top 10 are counted."""
+    exceeds; unjudged titles in each order's top 10 are counted, and each order of the judged titles alone
+    is scored."""
     import argparse
 
     from conftest import CORPUS
@@ -675,3 +676,10 @@ def test_recall_benchmark_end_to_end_orders_and_ceiling(served, monkeypatch):
         order = rerank_order(engine.score([(q, t) for t in cand]), "ranker")[0]
         unjudged.append(sum((q, cand[j]) not in label for j in order[:10]))
     assert m["unjudged@10_ranker"] == round(float(np.mean(unjudged)), 2)
+    # the judged titles alone, in recall order: query 0's CORPUS[0] (1), CORPUS[2] (0), extra[3] (3);
+    # query 1's CORPUS[1] (2), the title it did not recall missing
+    judged = [ndcg10([CORPUS[0], CORPUS[2], extra[3]], queries[0], label), ndcg10([CORPUS[1]], queries[1], label)]
+    assert m["ndcg@10_judged_only_recall"] == round(float(np.mean(judged)), 4)
+    assert m["ndcg@10_judged_only_recall"] > m["ndcg@10_recall_order"]  # query 0's best title moves up from 12th
+    for key in ("recall", "ranker", "fused"):
+        assert m[f"ndcg@10_judged_only_{key}"] <= m["ndcg@10_oracle"]
