@@ -35,6 +35,7 @@ import numpy as np
 import report
 
 from core.data import read_corpus
+from core.metrics import dcg, mrr_at_k
 from core.text import clean_field
 from recall.training import RECALL_KS, read_relevant, recall_report
 
@@ -98,12 +99,15 @@ def graded_kuake(args):
     return label
 
 
-def ndcg10(ranked, query, label):
-    gains = [2 ** label.get((query, t), 0) - 1 for t in ranked[:10]]
-    dcg = sum(g / np.log2(i + 2) for i, g in enumerate(gains))
-    ideal = sorted((2**v - 1 for (q, _), v in label.items() if q == query), reverse=True)[:10]
-    idcg = sum(g / np.log2(i + 2) for i, g in enumerate(ideal))
-    return dcg / idcg if idcg > 0 else 0.0
+def ideal_dcg10(query, label):
+    """DCG@10 of every title judged for `query`, best first (titles recalled or not)."""
+    return dcg(sorted((v for (q, _), v in label.items() if q == query), reverse=True)[:10])
+
+
+def ndcg10(ranked, query, label, ideal=None):
+    """NDCG@10 of `ranked` by the graded `label` (unjudged titles 0); `ideal`: ideal_dcg10 when known."""
+    ideal = ideal_dcg10(query, label) if ideal is None else ideal
+    return dcg([label.get((query, t), 0) for t in ranked[:10]]) / ideal if ideal > 0 else 0.0
 
 
 def train_encoders(args, systems):
@@ -433,7 +437,6 @@ def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir):
     """NDCG@10 of each recall system's top --rerank_depth: recall order, re-ranked by the ranker alone,
     and re-ranked the way /search does by default (core.search.fuse: reciprocal-rank fusion of the two
     orders, k=10; core.search.rerank_order, as /search). Ranker scores are cached across systems."""
-    from core.metrics import mrr_at_k
     from core.search import rerank_order
 
     rng = np.random.RandomState(0)
@@ -455,16 +458,17 @@ def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir):
             scores = np.array([cache[(q, t)] for t in cand])
             by_ranker = [cand[j] for j in rerank_order(scores, "ranker")[0]]
             by_fusion = [cand[j] for j in rerank_order(scores, "fused", 10)[0]]
-            before.append(ndcg10(cand, q, label))
-            after.append(ndcg10(by_ranker, q, label))
-            fused.append(ndcg10(by_fusion, q, label))
+            ideal = ideal_dcg10(q, label)
+            before.append(ndcg10(cand, q, label, ideal))
+            after.append(ndcg10(by_ranker, q, label, ideal))
+            fused.append(ndcg10(by_fusion, q, label, ideal))
             # the ceiling of any re-ranking of this top 20: its titles sorted by their label
-            oracle.append(ndcg10(sorted(cand, key=lambda t: -label.get((q, t), 0)), q, label))
+            oracle.append(ndcg10(sorted(cand, key=lambda t: -label.get((q, t), 0)), q, label, ideal))
             for key, ranked in (("recall", cand), ("ranker", by_ranker), ("fused", by_fusion)):
                 orders[key].append(ranked)
                 unjudged[key].append(sum((q, t) not in label for t in ranked[:10]))
                 # the order of the judged titles alone: what is lost to unjudged titles above them is the rest
-                judged_only[key].append(ndcg10([t for t in ranked if (q, t) in label], q, label))
+                judged_only[key].append(ndcg10([t for t in ranked if (q, t) in label], q, label, ideal))
             relevant.append({t for t in cand if label.get((q, t), 0) >= 2})
         out[system] = {
             "ndcg@10_recall_order": round(float(np.mean(before)), 4),
