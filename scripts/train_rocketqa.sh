@@ -14,6 +14,8 @@
 # newer than its input, so a re-run continues where a failed one stopped and redoes what follows a
 # redone step (mining itself resumes: delete hard_negatives.tsv to mine again).
 # The default lengths are those of the benchmark runs above (their train times are in those files).
+# RANK_STEPS=3000 trains a better ranker in about 55 more minutes on 2 cores
+# (benchmarks/results/recall_e2e_long.md); the distilled encoder of step 6 is measured with the default.
 # Multi-GPU: GPUS="0,1,2,3" (training steps through paddle.distributed.launch).
 #   [WORK=work_dirs/rocketqa] [MODEL=multilingual-e5-small] [CE_INIT=checkpoint] [CE_STEPS=600]
 #   [RANK_STEPS=600] [RECALL_STEPS=100] [MAX_SEQ_LEN=64] [RECALL_NUM=50] bash scripts/train_rocketqa.sh
