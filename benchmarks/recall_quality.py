@@ -23,6 +23,10 @@ The e5 systems run as exported static graphs on ONNX Runtime and search a Milvus
 BM25 (rank_bm25 over jieba words) scores the whole corpus. The fine-tuned systems train on
 KUAKE-QTR only; on CSL they show transfer. End to end: NDCG@10 (graded KUAKE labels) of the recall
 order vs after re-ranking the top --rerank_depth with the cross-encoder of benchmarks/ranking_quality.py.
+Fusion weight (--recall_weights 1,0.75,0.5,0.25,0 --tune_queries 600): the fused order at each weight
+of the recall order (search.recall_weight), and the weight each ranker gets from --tune_queries training
+queries (kuake_qtr_train_tune, end to end only; the rankers trained on those queries' pairs), applied
+unchanged to dev and to the unseen queries.
 Writes benchmarks/results/NAME.{md,json} and NAME_recall_at_k.png (--name, default recall_quality).
 """
 
@@ -35,7 +39,9 @@ import numpy as np
 import report
 
 from core.data import read_corpus
+from core.errors import DataError
 from core.metrics import dcg, mrr_at_k
+from core.search import check_recall_weight
 from core.text import clean_field
 from recall.training import RECALL_KS, read_relevant, recall_report
 
@@ -44,6 +50,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MINED_SYSTEMS = ("hard_neg_raw_e5", "hard_neg_e5", "distilled_e5", "distilled_graded_e5")
 DISTILLED = ("distilled_e5", "distilled_graded_e5")
 E5_SYSTEMS = ("zero_shot_e5", "in_batch_e5", "simcse_e5") + MINED_SYSTEMS
+TUNE_SET = "kuake_qtr_train_tune"  # training queries that choose the fusion weight; no recall figures
 
 
 def kuake_set(args):
@@ -60,6 +67,9 @@ def kuake_set(args):
     train_q, train_rel = read_relevant(os.path.join(args.data_dir, "recall/train.csv"))
     in_train = dict(zip(train_q, train_rel))
     sets["kuake_qtr_dev_all_judged"] = (queries, [rel | in_train.get(q, set()) for q, rel in zip(queries, relevant)])
+    if getattr(args, "tune_queries", 0):  # training queries for choosing the fusion weight (end to end only)
+        pick = sorted(np.random.RandomState(1).permutation(len(train_q))[: args.tune_queries].tolist())
+        sets[TUNE_SET] = ([train_q[i] for i in pick], [train_rel[i] for i in pick])
     return {
         "name": "kuake_qtr",
         "queries": queries,
@@ -433,10 +443,17 @@ def eval_bm25(ds):
     )
 
 
+def choose_weight(by_weight: dict) -> float:
+    """The recall weight of the best fused NDCG@10 in {weight: NDCG}; a tie goes to the larger weight
+    (the nearer the default 1)."""
+    return max(by_weight, key=lambda w: (by_weight[w], w))
+
+
 def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir):
     """NDCG@10 of each recall system's top --rerank_depth: recall order, re-ranked by the ranker alone,
     and re-ranked the way /search does by default (core.search.fuse: reciprocal-rank fusion of the two
-    orders, k=10; core.search.rerank_order, as /search). Ranker scores are cached across systems."""
+    orders, k=10; core.search.rerank_order, as /search), and fused at each of --recall_weights (the
+    search.recall_weight of the recall order). Ranker scores are cached across systems."""
     from core.search import rerank_order
 
     rng = np.random.RandomState(0)
@@ -449,6 +466,8 @@ def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir):
         orders = {"recall": [], "ranker": [], "fused": []}
         unjudged = {key: [] for key in orders}
         judged_only = {key: [] for key in orders}
+        weights = getattr(args, "recall_weights", [1.0])
+        by_weight = {w: [] for w in weights}
         for i in idx:
             q = ds["queries"][i]
             cand = retrieved[i][: args.rerank_depth]
@@ -462,6 +481,8 @@ def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir):
             before.append(ndcg10(cand, q, label, ideal))
             after.append(ndcg10(by_ranker, q, label, ideal))
             fused.append(ndcg10(by_fusion, q, label, ideal))
+            for w in weights:
+                by_weight[w].append(ndcg10([cand[j] for j in rerank_order(scores, "fused", 10, w)[0]], q, label, ideal))
             # the ceiling of any re-ranking of this top 20: its titles sorted by their label
             oracle.append(ndcg10(sorted(cand, key=lambda t: -label.get((q, t), 0)), q, label, ideal))
             for key, ranked in (("recall", cand), ("ranker", by_ranker), ("fused", by_fusion)):
@@ -478,6 +499,7 @@ def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir):
             **{f"unjudged@10_{key}": round(float(np.mean(v)), 2) for key, v in unjudged.items()},
             **{f"ndcg@10_judged_only_{key}": round(float(np.mean(v)), 4) for key, v in judged_only.items()},
             **{f"mrr@10_{key}": round(mrr_at_k(ranked, relevant, 10), 4) for key, ranked in orders.items()},
+            "ndcg@10_fused_by_recall_weight": {str(w): round(float(np.mean(v)), 4) for w, v in by_weight.items()},
         }
     return {
         "queries": len(idx),
@@ -486,6 +508,46 @@ def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir):
         "rerank_seconds": round(time.perf_counter() - t0, 1),
         "reranker": os.path.relpath(reranker_dir, ROOT),
     }
+
+
+def tune_weights(end_to_end):
+    """Each ranker's recall weight for each recall system, chosen on the training queries (TUNE_SET),
+    and the fused NDCG@10 at that weight on every query set."""
+    for e2e in end_to_end.values():
+        tune = next(
+            t for t in end_to_end.values() if t["query_set"] == TUNE_SET and t["ranker_name"] == e2e["ranker_name"]
+        )
+        for system, m in e2e["systems"].items():
+            grid = tune["systems"][system]["ndcg@10_fused_by_recall_weight"]
+            w = choose_weight({float(k): v for k, v in grid.items()})
+            m["tuned_recall_weight"] = w
+            m["ndcg@10_fused_tuned"] = m["ndcg@10_fused_by_recall_weight"][str(w)]
+
+
+def plot_weights(end_to_end, path):
+    """NDCG@10 of the fused order against the recall weight: one panel per ranker, one line per query set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rankers = list(dict.fromkeys(e["ranker_name"] for e in end_to_end.values()))
+    fig, axes = plt.subplots(1, len(rankers), figsize=(6 * len(rankers), 4.2), squeeze=False)
+    for ax, ranker in zip(axes[0], rankers):
+        for e2e in end_to_end.values():
+            if e2e["ranker_name"] != ranker:
+                continue
+            for system, m in e2e["systems"].items():
+                grid = sorted((float(w), v) for w, v in m["ndcg@10_fused_by_recall_weight"].items())
+                ax.plot(*zip(*grid), marker="o", label=f"{e2e['query_set']} ({system})")
+                ax.axhline(m["ndcg@10_recall_order"], ls=":", lw=0.8, color=ax.lines[-1].get_color())
+        ax.set_xlabel("recall weight of the fusion (1 = default; 0 = ranker order)")
+        ax.set_ylabel("NDCG@10 of the top 20 (dotted: recall order)")
+        ax.set_title(f"re-ranked by {ranker or 'the --reranker_dir ranker'}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def plot(results, path):
@@ -562,6 +624,17 @@ def main():
     )
     p.add_argument("--rerank_depth", type=int, default=20)
     p.add_argument("--rerank_queries", type=int, default=600)
+    p.add_argument(
+        "--recall_weights",
+        default="1",
+        help="comma-separated recall weights of the fusion (search.recall_weight) to score end to end",
+    )
+    p.add_argument(
+        "--tune_queries",
+        type=int,
+        default=0,
+        help="training queries (end to end only) on which each ranker's recall weight is chosen among --recall_weights",
+    )
     p.add_argument("--latency_queries", type=int, default=100)
     p.add_argument("--note", default="", help="a remark on the run written at the top of the results")
     p.add_argument("--work_dir", default=os.path.join(ROOT, "work_dirs", "recall_quality"))
@@ -571,6 +644,11 @@ def main():
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     p.add_argument("--name", default="recall_quality", help="results file name (benchmarks/results/NAME.md ...)")
     args = p.parse_args()
+    try:
+        args.recall_weights = [float(w) for w in args.recall_weights.split(",")]
+        [check_recall_weight(w) for w in args.recall_weights]
+    except (ValueError, DataError) as e:
+        p.error(f"--recall_weights {args.recall_weights}: {e}")
     from core.inference import set_threads
 
     set_threads(args.threads)
@@ -587,7 +665,8 @@ def main():
         results[ds["name"]], speed[ds["name"]] = {}, {}
         print(f"== {ds['name']}: {len(ds['queries'])} queries, {len(ds['corpus'])} documents", flush=True)
         for name in ds.get("more_query_sets", {}):
-            results[name] = {}
+            if name != TUNE_SET:
+                results[name] = {}
         for system in systems:
             if system == "bm25":
                 retrieved, sp, more = eval_bm25(ds)
@@ -601,9 +680,10 @@ def main():
             speed[ds["name"]][system] = sp
             retrieved_by[(ds["name"], system)] = retrieved
             for name, got in more.items():
-                results[name][system] = recall_report(got, ds["more_query_sets"][name][1])
                 more_by[(name, system)] = got
-            for name in [ds["name"], *more]:
+                if name != TUNE_SET:
+                    results[name][system] = recall_report(got, ds["more_query_sets"][name][1])
+            for name in [ds["name"], *(n for n in more if n != TUNE_SET)]:
                 print(f"   {name} {system}: " + ", ".join(f"{k} {v:.4f}" for k, v in results[name][system].items()))
     end_to_end = {}  # query set -> NDCG@10 of the recalled top --rerank_depth, before and after re-ranking
     kuake = results.get("kuake_qtr", {})
@@ -627,7 +707,10 @@ def main():
             for ranker, path in rerankers.items():  # the --reranker_dir rows keep the query set's name
                 key = f"{name}, re-ranked by {ranker}" if ranker else name
                 end_to_end[key] = rerank_ndcg({"queries": queries}, by_system, args, label, path)
+                end_to_end[key].update(query_set=name, ranker_name=ranker)
                 print(f"== end to end ({key}): {end_to_end[key]}", flush=True)
+        if TUNE_SET in query_sets and len(args.recall_weights) > 1:
+            tune_weights(end_to_end)
     targets = {}
     if "zero_shot_e5" in kuake and "in_batch_e5" in kuake:
         gain = kuake["in_batch_e5"]["recall@50"] - kuake["zero_shot_e5"]["recall@50"]
@@ -644,7 +727,14 @@ def main():
                     100 * (m["recall@5"] - zs["recall@5"]), 2
                 )
     for name, e2e in end_to_end.items():
+        if e2e["query_set"] == TUNE_SET:  # the rankers trained on these queries: no target
+            continue
         for system, m in e2e["systems"].items():
+            if "tuned_recall_weight" in m:
+                targets[
+                    f"{name} {system}: fused at recall weight {m['tuned_recall_weight']:g} (chosen on training "
+                    "queries) - recall order, NDCG@10 points (target >= 3)"
+                ] = round(100 * (m["ndcg@10_fused_tuned"] - m["ndcg@10_recall_order"]), 2)
             targets[f"{name} {system}: ranker alone - recall order, NDCG@10 points (target >= 2)"] = round(
                 100 * (m["ndcg@10_reranked"] - m["ndcg@10_recall_order"]), 2
             )
@@ -654,6 +744,12 @@ def main():
     png = os.path.join(args.out, args.name + "_recall_at_k.png")
     os.makedirs(args.out, exist_ok=True)
     plot(results, png)
+    weights_png = None
+    if any(
+        len(m.get("ndcg@10_fused_by_recall_weight", {})) > 1 for e in end_to_end.values() for m in e["systems"].values()
+    ):
+        weights_png = os.path.join(args.out, args.name + "_fusion_weight.png")
+        plot_weights(end_to_end, weights_png)
     trained = {s: exports[s][1] for s in exports}
     data = {
         "results": results,
@@ -677,6 +773,9 @@ def main():
             },
         },
         "plot": os.path.basename(png),
+        "fusion_weight_plot": weights_png and os.path.basename(weights_png),
+        "recall_weights": args.recall_weights,
+        "tune_queries": args.tune_queries,
     }
     data["note"] = args.note
     body = f"{args.note}\n\n" if args.note else ""
@@ -763,6 +862,24 @@ def main():
             )
             + "\n\n"
         )
+    if weights_png:
+        body += (
+            "## Fusion weight\n\nNDCG@10 of the fused order, w/(10 + recall rank) + 1/(10 + ranker rank), "
+            "at each recall weight w (search.recall_weight; 1 = the default, 0 = the ranker's order with ties "
+            f"in recall order). * = the weight chosen on {args.tune_queries} training queries "
+            f"({TUNE_SET}: queries of data/recall/train.csv; the rankers trained on their pairs, so their "
+            "own row is in-sample), the weight each other row's target uses.\n\n"
+        )
+        rows = []
+        for name, e2e in end_to_end.items():
+            for system, m in e2e["systems"].items():
+                grid = m["ndcg@10_fused_by_recall_weight"]
+                mark = {str(m.get("tuned_recall_weight")): "*"}
+                rows.append(
+                    [name, system, m["ndcg@10_recall_order"]] + [f"{v}{mark.get(w, '')}" for w, v in grid.items()]
+                )
+        body += report.table(["query set", "recall system", "recall order"] + [f"w = {w}" for w in grid], rows)
+        body += f"\n\n![fusion weight]({os.path.basename(weights_png)})\n\n"
     body += "## Targets\n\n" + "\n".join(f"- {k}: {v}" for k, v in targets.items()) + "\n\n"
     body += "## What was trained\n\n" + "\n".join(
         f"- {s}: {json.dumps(i, ensure_ascii=False)}" for s, i in trained.items()

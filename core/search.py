@@ -6,7 +6,8 @@
          "fused_score": 0.18}, ...]
 
 Re-ranking modes: "fused" (the default) orders by reciprocal-rank fusion of the recall order and
-the ranker's order, score 1/(k + recall rank) + 1/(k + ranker rank) with ranks from 1; "ranker"
+the ranker's order, score w/(k + recall rank) + 1/(k + ranker rank) with ranks from 1 and the recall
+weight w (1 by default; below 1 a strong ranker is pulled less towards the recall order); "ranker"
 orders by the ranker's score alone (PaddleNLP's run_system.py). On KUAKE-QTR the ranker alone
 lowers NDCG@10 of the recalled list while the fusion raises it (benchmarks/results/recall_quality.md).
 Without a ranker, or with rerank=False, the recall order is returned (rank_score is then None).
@@ -26,24 +27,34 @@ RERANK_MODES = ("fused", "ranker")
 MAX_RECALL_NUM = 1000
 
 
-def fuse(scores: Sequence[float], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Reciprocal-rank fusion of the input order (recall) and the order of `scores` (ranker).
+def fuse(scores: Sequence[float], k: int = 10, recall_weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Reciprocal-rank fusion of the input order (recall) and the order of `scores` (ranker):
+    recall_weight/(k + recall rank) + 1/(k + ranker rank).
 
     Returns (order, fused): indices best first (ties keep the recall order) and each row's fused score."""
+    check_recall_weight(recall_weight)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     n = len(scores)
     ranker_rank = np.empty(n)
     ranker_rank[np.argsort(-scores, kind="mergesort")] = np.arange(1, n + 1)
-    fused = 1.0 / (k + np.arange(1, n + 1)) + 1.0 / (k + ranker_rank)
+    fused = recall_weight / (k + np.arange(1, n + 1)) + 1.0 / (k + ranker_rank)
     return np.argsort(-fused, kind="mergesort"), fused
 
 
-def rerank_order(scores: Sequence[float], mode: str = "fused", k: int = 10) -> tuple[np.ndarray, np.ndarray | None]:
+def rerank_order(
+    scores: Sequence[float], mode: str = "fused", k: int = 10, recall_weight: float = 1.0
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Order of recalled rows (given in recall order) after re-ranking by `mode`: (order, fused scores
     or None for mode "ranker")."""
     if mode == "fused":
-        return fuse(scores, k)
+        return fuse(scores, k, recall_weight)
     return np.argsort(-np.asarray(scores, dtype=np.float64).reshape(-1), kind="mergesort"), None
+
+
+def check_recall_weight(weight: object) -> float:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+        raise DataError(f"recall_weight must be a number from 0 to 1, got {weight!r}")
+    return float(weight)
 
 
 def check_rerank_mode(mode: object) -> str:
@@ -62,6 +73,7 @@ class SearchPipeline:
         max_top_k: int = 200,
         rerank: str = "fused",
         rrf_k: int = 10,
+        recall_weight: float = 1.0,
     ):
         self.encoder = encoder
         self.index = index
@@ -70,6 +82,7 @@ class SearchPipeline:
         self.max_top_k = max_top_k
         self.rerank = check_rerank_mode(rerank)
         self.rrf_k = rrf_k
+        self.recall_weight = check_recall_weight(recall_weight)
         self._local = threading.local()  # the server searches from several threads
 
     @property
@@ -102,7 +115,7 @@ class SearchPipeline:
         scores = fused = None
         if mode and self.ranker is not None and hits:
             scores = np.asarray(self.ranker.score([(query, h.text) for h in hits]), dtype=np.float64).reshape(-1)
-            order, fused = rerank_order(scores, mode, self.rrf_k)
+            order, fused = rerank_order(scores, mode, self.rrf_k, self.recall_weight)
         else:
             order = np.arange(len(hits))
         t2 = time.perf_counter()

@@ -36,6 +36,8 @@ A Paddle Serving config_nlp.yml itself is accepted too: every `op` whose
       ranker: ranker         # a kind: ranker model above (re-ranks the recalled titles); null: recall order
       rerank: fused          # fused: reciprocal-rank fusion of recall and ranker orders; ranker: ranker score only
       rrf_k: 10              # the k of the fusion, 1/(k + rank)
+      recall_weight: 1.0     # the fusion's weight of the recall order, w/(k + recall rank); 0..1
+                             # (0.5 suits the 3,000-step ranker: benchmarks/results/recall_e2e_fusion.md)
       milvus_uri: ../work_dirs/milvus.db   # Milvus Lite path (relative to this file) or http://host:19530
       collection: kuake_titles
       recall_num: 50         # titles recalled per query before re-ranking
@@ -190,7 +192,15 @@ def _search(raw, models, base_dir, where):
         "milvus_port": _int(raw, "milvus_port", 0, w),
         "rerank": _rerank_mode(raw, w),
         "rrf_k": _int(raw, "rrf_k", 10, w, 0),
+        "recall_weight": _weight(raw, "recall_weight", w),
     }
+
+
+def _weight(raw, key, where):
+    v = raw.get(key, 1.0)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+        raise ConfigError(f"{where}: '{key}' must be a number from 0 to 1, got {v!r}")
+    return float(v)
 
 
 def _rerank_mode(raw, where):

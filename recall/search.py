@@ -44,6 +44,9 @@ def main(argv=None):
         help="fused: reciprocal-rank fusion of the recall and ranker orders; ranker: ranker score only",
     )
     p.add_argument("--rrf_k", type=int, default=10, help="the k of the fusion, 1/(k + rank)")
+    p.add_argument(
+        "--recall_weight", type=float, default=1.0, help="the fusion's weight of the recall order, w/(k + rank)"
+    )
     p.add_argument("--json", action="store_true")
     add_index_args(p)
     add_engine_args(p)
@@ -61,7 +64,15 @@ def main(argv=None):
     kw = dict(backend=args.backend, max_seq_length=args.max_seq_length, cpu_threads=threads, batch_size=args.batch_size)
     encoder = EncoderEngine(args.encoder_dir, **kw)
     ranker = RankerEngine(args.ranker_dir, **kw) if args.ranker_dir else None
-    pipe = SearchPipeline(encoder, index, ranker, recall_num=args.recall_num, rerank=args.rerank, rrf_k=args.rrf_k)
+    pipe = SearchPipeline(
+        encoder,
+        index,
+        ranker,
+        recall_num=args.recall_num,
+        rerank=args.rerank,
+        rrf_k=args.rrf_k,
+        recall_weight=args.recall_weight,
+    )
     out = []
     for q in queries:
         results = pipe.search(q, args.top_k)

@@ -205,6 +205,7 @@ search:
   collection: titles
   recall_num: 6
   top_k: 3
+  recall_weight: 0.5
   milvus_port: {milvus_port}
 """)
     proc, base = start_server(cfg, d / "server.log")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import ndcg_score, roc_auc_score
 
+from core.errors import DataError
 from core.metrics import auc, mrr, ndcg_at_k, roc_curve
 
 
@@ -85,3 +86,34 @@ def test_recall_at_k_and_mrr_at_k_count_every_query():
     assert mrr_at_k(retrieved, relevant, 10) == pytest.approx(brute_mrr / 40)
     with pytest.raises(ValueError, match="no relevant document"):
         recall_at_k([[1]], [set()])
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.25, 0.5, 1.0])
+def test_fusion_weights_the_recall_order(weight):
+    """core.search.fuse: recall_weight/(k + recall rank) + 1/(k + ranker rank), computed here by brute
+    force over random scores; weight 0 is the ranker's order, ties kept in recall order."""
+    from core.search import fuse
+
+    rng = np.random.RandomState(int(weight * 100))
+    scores = rng.randint(0, 6, 20).astype(float)  # ties in the ranker's scores too
+    ranker_rank = {
+        i: 1 + sum(s > scores[i] or (s == scores[i] and j < i) for j, s in enumerate(scores)) for i in range(20)
+    }
+    want = [weight / (10 + i + 1) + 1 / (10 + ranker_rank[i]) for i in range(20)]
+    order, fused = fuse(scores, 10, weight)
+    np.testing.assert_allclose(fused, want)
+    assert list(order) == sorted(range(20), key=lambda i: (-want[i], i))
+    if weight == 0:
+        assert list(order) == sorted(range(20), key=lambda i: (-scores[i], i))
+
+
+def test_fusion_weight_below_one_lets_the_ranker_win_a_swap():
+    """Recall ranks 1 and 2, ranker ranks 2 and 1, k = 10: with weight 1 the fused scores tie and the
+    recall order stands; with any weight below 1 the ranker's first title comes first."""
+    from core.search import fuse
+
+    assert list(fuse([0.2, 0.9], 10, 1.0)[0]) == [0, 1]
+    assert list(fuse([0.2, 0.9], 10, 0.9)[0]) == [1, 0]
+    for bad in (-0.1, 1.5, True, "half", float("nan")):
+        with pytest.raises(DataError, match="recall_weight must be a number from 0 to 1"):
+            fuse([0.2, 0.9], 10, bad)

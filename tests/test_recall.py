@@ -636,6 +636,12 @@ def test_recall_benchmark_dev_counts_every_judged_positive(data_dir, monkeypatch
     assert grown > len(queries) / 2  # most dev queries have relevant titles in train too
     unseen_q, unseen_rel = ds["more_query_sets"]["kuake_qtr_unseen"]
     assert not set(unseen_q) & set(train) and unseen_rel == read_relevant(str(data_dir / "recall/holdout.csv"))[1]
+    assert "kuake_qtr_train_tune" not in ds["more_query_sets"]
+    # --tune_queries: that many training queries, with their training positives, choose the fusion weight
+    tune_q, tune_rel = kuake_set(argparse.Namespace(data_dir=str(data_dir), tune_queries=20))["more_query_sets"][
+        "kuake_qtr_train_tune"
+    ]
+    assert len(set(tune_q)) == 20 and all(train[q] == rel for q, rel in zip(tune_q, tune_rel))
 
 
 def test_recall_benchmark_end_to_end_orders_and_ceiling(served, monkeypatch):
@@ -648,7 +654,7 @@ def test_recall_benchmark_end_to_end_orders_and_ceiling(served, monkeypatch):
     from conftest import CORPUS
 
     monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
-    from recall_quality import ndcg10, ranker_engine, rerank_ndcg
+    from recall_quality import TUNE_SET, choose_weight, ndcg10, ranker_engine, rerank_ndcg, tune_weights
 
     from core.search import rerank_order
 
@@ -657,9 +663,24 @@ def test_recall_benchmark_end_to_end_orders_and_ceiling(served, monkeypatch):
     retrieved = [CORPUS + extra, extra[::-1] + CORPUS[::-1]]
     label = {(queries[0], extra[3]): 3, (queries[0], CORPUS[0]): 1, (queries[0], CORPUS[2]): 0}
     label.update({(queries[1], CORPUS[1]): 2, (queries[1], "a title not recalled"): 3})
-    args = argparse.Namespace(rerank_queries=10, rerank_depth=20)
+    args = argparse.Namespace(rerank_queries=10, rerank_depth=20, recall_weights=[1.0, 0.5, 0.0])
     out = rerank_ndcg({"queries": queries}, {"sys": retrieved}, args, label, served["exported"])
     m = out["systems"]["sys"]
+    # the fusion at recall weight 1 is the default fused order, at 0 the ranker's order
+    grid = m["ndcg@10_fused_by_recall_weight"]
+    assert list(grid) == ["1.0", "0.5", "0.0"]
+    assert grid["1.0"] == m["ndcg@10_fused"] and grid["0.0"] == m["ndcg@10_reranked"]
+    # the weight is chosen on the tuning queries alone and applied as it is to the other set
+    assert choose_weight({1.0: 0.5, 0.5: 0.7, 0.0: 0.7}) == 0.5  # a tie goes to the larger weight
+    e2e = {
+        "tune": dict(rerank_ndcg({"queries": queries[1:]}, {"sys": retrieved[1:]}, args, label, served["exported"])),
+        "dev": dict(out),
+    }
+    e2e["tune"].update(query_set=TUNE_SET, ranker_name="")
+    e2e["dev"].update(query_set="kuake_qtr", ranker_name="")
+    tune_weights(e2e)
+    w = choose_weight({float(k): v for k, v in e2e["tune"]["systems"]["sys"]["ndcg@10_fused_by_recall_weight"].items()})
+    assert m["tuned_recall_weight"] == w and m["ndcg@10_fused_tuned"] == grid[str(w)]
     assert out["queries"] == 2
     # query 0: its best title is 12th in recall order; query 1 misses a judged title, so its ceiling is below 1
     assert ndcg10(retrieved[0], queries[0], label) < 1 and ndcg10([CORPUS[1]], queries[1], label) < 1

@@ -350,9 +350,12 @@ def test_paddle_serving_config_nlp_yml_is_accepted(tmp_path):
         from_dict({"http_port": 1})
     models = [{"name": "r", "model_dir": "x"}, {"name": "e", "model_dir": "y", "kind": "encoder"}]
     search = from_dict({"models": models, "search": {"encoder": "e", "ranker": "r"}}, base_dir=str(tmp_path))["search"]
-    assert (search["rerank"], search["rrf_k"]) == ("fused", 10)
+    assert (search["rerank"], search["rrf_k"], search["recall_weight"]) == ("fused", 10, 1.0)
     with pytest.raises(ConfigError, match="search: 'rerank' must be one of fused, ranker, got 'best'"):
         from_dict({"models": models, "search": {"encoder": "e", "ranker": "r", "rerank": "best"}})
+    for bad in (1.5, -1, "half", True):
+        with pytest.raises(ConfigError, match="search: 'recall_weight' must be a number from 0 to 1"):
+            from_dict({"models": models, "search": {"encoder": "e", "ranker": "r", "recall_weight": bad}})
 
 
 def test_search_recalls_from_milvus_and_reranks(served):
@@ -375,12 +378,13 @@ def test_search_recalls_from_milvus_and_reranks(served):
     plain = requests.post(url, json={"query": "头疼", "rerank": False, "top_k": 6}, timeout=60).json()["results"]
     sims = [x["recall_similarity"] for x in plain]
     assert sims == sorted(sims, reverse=True) and plain[0]["rank_score"] is None
-    # the default: reciprocal-rank fusion (k = 10) of the recall order and the ranker's order
+    # the default: reciprocal-rank fusion (k = 10) of the recall order and the ranker's order, the
+    # recall order weighted by the config's recall_weight (0.5 here)
     fused = requests.post(url, json={"query": "头疼", "top_k": 6}, timeout=60).json()["results"]
     assert sorted(x["text"] for x in fused) == sorted(x["text"] for x in plain)
     ranker = served["engine"].score([("头疼", x["text"]) for x in plain])
     by_ranker = sorted(range(6), key=lambda i: -ranker[i])
-    rrf = {plain[i]["text"]: 1 / (10 + i + 1) + 1 / (10 + by_ranker.index(i) + 1) for i in range(6)}
+    rrf = {plain[i]["text"]: 0.5 / (10 + i + 1) + 1 / (10 + by_ranker.index(i) + 1) for i in range(6)}
     np.testing.assert_allclose([x["fused_score"] for x in fused], [rrf[x["text"]] for x in fused], atol=1e-5)
     assert [x["fused_score"] for x in fused] == sorted((x["fused_score"] for x in fused), reverse=True)
     health = requests.get(served["base"] + "/health", timeout=10).json()
@@ -435,6 +439,8 @@ def test_search_over_pipeline_grpc_and_run_system(served, tmp_path):
             "6",
             "--top_k",
             "3",
+            "--recall_weight",
+            "0.5",
             "--output_dir",
             str(tmp_path),
             "--query",

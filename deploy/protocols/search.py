@@ -75,6 +75,7 @@ class SearchService:
             recall_num=min(self.cfg["recall_num"], self.max_recall),
             rerank=self.cfg["rerank"],
             rrf_k=self.cfg["rrf_k"],
+            recall_weight=self.cfg["recall_weight"],
         )
         results = pipe.search(query, top_k, recall_num=recall_num, rerank=rerank)
         return results, pipe.last_timings

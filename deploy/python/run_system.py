@@ -53,7 +53,7 @@ def run(clients, args, query, index=None):
     t3 = time.perf_counter()
     from core.search import rerank_order
 
-    order = rerank_order(scores, args.rerank, args.rrf_k)[0]
+    order = rerank_order(scores, args.rerank, args.rrf_k, args.recall_weight)[0]
     ranked = [(hits[i], scores[i]) for i in order]
     write_csv(os.path.join(args.output_dir, "rank_result.csv"), [(query, h.text, s) for h, s in ranked])
     print(
@@ -85,6 +85,9 @@ def main(argv=None):
         "(PaddleNLP's order)",
     )
     p.add_argument("--rrf_k", type=int, default=10, help="the k of the fusion, 1/(k + rank)")
+    p.add_argument(
+        "--recall_weight", type=float, default=1.0, help="the fusion's weight of the recall order, w/(k + rank)"
+    )
     p.add_argument("--output_dir", default=".", help="where recall_result.csv and rank_result.csv go")
     p.add_argument("--query", action="append", required=True)
     args = p.parse_args(argv)
