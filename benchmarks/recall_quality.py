@@ -622,6 +622,13 @@ def main():
         default=[],
         help="NAME=EXPORT_DIR: end to end also re-ranked by these, each beside --reranker_dir on the same recall",
     )
+    p.add_argument(
+        "--external_encoders",
+        nargs="*",
+        default=[],
+        help="NAME=EXPORT_DIR: recall encoders exported elsewhere (recall/export_model.py --onnx), indexed "
+        "and evaluated beside --systems",
+    )
     p.add_argument("--rerank_depth", type=int, default=20)
     p.add_argument("--rerank_queries", type=int, default=600)
     p.add_argument(
@@ -659,6 +666,16 @@ def main():
     sets = {"kuake_qtr": kuake_set, "csl": csl_set}
     datasets = [sets[n](args) for n in args.datasets.split(",")]
     exports = train_encoders(args, systems) if any(s in E5_SYSTEMS for s in systems) else {}
+    external = {}  # exported encoders trained elsewhere (e.g. scripts/train_rocketqa.sh's), searched the same way
+    for item in args.external_encoders:
+        name, sep, path = item.partition("=")
+        if not sep or name in E5_SYSTEMS or not os.path.isfile(os.path.join(path, "inference.onnx")):
+            raise SystemExit(
+                f"--external_encoders {item}: expected NEW_NAME=EXPORT_DIR (an export with inference.onnx)"
+            )
+        external[name] = (path, {"external export": os.path.relpath(path, ROOT)})
+        systems.append(name)
+    exports.update(external)
     index_uri = os.path.join(args.work_dir, "milvus.db")
     results, speed, retrieved_by, more_by = {}, {}, {}, {}
     for ds in datasets:
@@ -687,7 +704,7 @@ def main():
                 print(f"   {name} {system}: " + ", ".join(f"{k} {v:.4f}" for k, v in results[name][system].items()))
     end_to_end = {}  # query set -> NDCG@10 of the recalled top --rerank_depth, before and after re-ranking
     kuake = results.get("kuake_qtr", {})
-    e5_done = [s for s in systems if s in E5_SYSTEMS and s in kuake]
+    e5_done = [s for s in systems if (s in E5_SYSTEMS or s in external) and s in kuake]
     if e5_done and os.path.isdir(args.reranker_dir):
         ds = next(d for d in datasets if d["name"] == "kuake_qtr")
         label = graded_kuake(args)
@@ -718,7 +735,7 @@ def main():
         targets["zero_shot_r50_headroom_points"] = round(100 * (1 - kuake["zero_shot_e5"]["recall@50"]), 2)
     for name in ["kuake_qtr", *[n for n in results if n.startswith("kuake_qtr_")]]:
         zs = results.get(name, {}).get("zero_shot_e5")
-        for system in MINED_SYSTEMS + ("in_batch_e5",):
+        for system in MINED_SYSTEMS + ("in_batch_e5", *external):
             m = results.get(name, {}).get(system)
             if zs and m:
                 gain = m["mrr@10"] - zs["mrr@10"]
