@@ -95,11 +95,17 @@ class SearchPipeline:
         return self.index.search(emb, top_k)
 
     def search(
-        self, query: str, top_k: int = 10, recall_num: int | None = None, rerank: bool | str = True
+        self,
+        query: str,
+        top_k: int = 10,
+        recall_num: int | None = None,
+        rerank: bool | str = True,
+        recall_weight: float | None = None,
     ) -> list[dict]:
         """One query -> top_k results; the timings of each stage are in `self.last_timings`.
 
-        rerank: True (this pipeline's mode), False (recall order), or a mode of RERANK_MODES."""
+        rerank: True (this pipeline's mode), False (recall order), or a mode of RERANK_MODES;
+        recall_weight: the fusion's weight of the recall order (None: this pipeline's)."""
         check_text(query, "query")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.max_top_k:
             raise DataError(f"top_k must be an integer from 1 to {self.max_top_k}, got {top_k!r}")
@@ -107,6 +113,7 @@ class SearchPipeline:
             isinstance(recall_num, bool) or not isinstance(recall_num, int) or not 1 <= recall_num <= MAX_RECALL_NUM
         ):
             raise DataError(f"recall_num must be an integer from 1 to {MAX_RECALL_NUM}, got {recall_num!r}")
+        weight = self.recall_weight if recall_weight is None else check_recall_weight(recall_weight)
         mode = self.rerank if rerank is True else (None if rerank is False else check_rerank_mode(rerank))
         recall_num = max(recall_num or self.recall_num, top_k)
         t0 = time.perf_counter()
@@ -115,7 +122,7 @@ class SearchPipeline:
         scores = fused = None
         if mode and self.ranker is not None and hits:
             scores = np.asarray(self.ranker.score([(query, h.text) for h in hits]), dtype=np.float64).reshape(-1)
-            order, fused = rerank_order(scores, mode, self.rrf_k, self.recall_weight)
+            order, fused = rerank_order(scores, mode, self.rrf_k, weight)
         else:
             order = np.arange(len(hits))
         t2 = time.perf_counter()

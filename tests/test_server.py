@@ -387,6 +387,13 @@ def test_search_recalls_from_milvus_and_reranks(served):
     rrf = {plain[i]["text"]: 0.5 / (10 + i + 1) + 1 / (10 + by_ranker.index(i) + 1) for i in range(6)}
     np.testing.assert_allclose([x["fused_score"] for x in fused], [rrf[x["text"]] for x in fused], atol=1e-5)
     assert [x["fused_score"] for x in fused] == sorted((x["fused_score"] for x in fused), reverse=True)
+    # a request's own recall_weight: 0 is the ranker's order, 1 the unweighted fusion
+    for w in (0, 1):
+        got = requests.post(url, json={"query": "头疼", "top_k": 6, "recall_weight": w}, timeout=60).json()["results"]
+        rrf = {plain[i]["text"]: w / (10 + i + 1) + 1 / (10 + by_ranker.index(i) + 1) for i in range(6)}
+        np.testing.assert_allclose([x["fused_score"] for x in got], [rrf[x["text"]] for x in got], atol=1e-5)
+        if w == 0:
+            assert [x["text"] for x in got] == [plain[i]["text"] for i in by_ranker]
     health = requests.get(served["base"] + "/health", timeout=10).json()
     assert health["search"]["rows"] == len(CORPUS)
 
@@ -398,6 +405,8 @@ def test_search_recalls_from_milvus_and_reranks(served):
         ({"query": "感冒", "top_k": 0}, 400, "top_k must be an integer"),
         ({"query": "感冒", "recall_num": "many"}, 400, "recall_num must be an integer"),
         ({"query": "感冒", "rerank": "best"}, 400, "rerank must be one of fused, ranker"),
+        ({"query": "感冒", "recall_weight": 2}, 400, "recall_weight must be a number from 0 to 1"),
+        ({"query": "感冒", "recall_weight": "0.5"}, 400, "recall_weight must be a number from 0 to 1"),
         ({"top_k": 3}, 400, "query must be a string"),
         (b"\xff\xfe{", 400, "UTF-8"),
     ],

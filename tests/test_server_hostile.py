@@ -320,6 +320,13 @@ CASES = [
     ("search_recall_string", SEARCH, {"query": "感冒", "recall_num": "many"}, 400, "recall_num must be an integer"),
     ("search_rerank_number", SEARCH, {"query": "感冒", "rerank": 5}, 400, "rerank must be one of"),
     ("search_rerank_best", SEARCH, {"query": "感冒", "rerank": "best"}, 400, "rerank must be one of fused, ranker"),
+    (
+        "search_recall_weight_negative",
+        SEARCH,
+        {"query": "感冒", "recall_weight": -1e9},
+        400,
+        "recall_weight must be a number",
+    ),
     ("search_long_query", SEARCH, {"query": "感" * 5000}, 413, "query has 5000 characters"),
     ("search_surrogate", SEARCH, raw('{"query": ' + SURR + "}"), 400, "query holds a lone"),
 ]

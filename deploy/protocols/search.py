@@ -1,9 +1,11 @@
 """End-to-end search as a registered service: `POST /search` and the Pipeline service "search".
 
-    POST /search  {"query", "top_k", "recall_num", "rerank": true | false | "fused" | "ranker"}
+    POST /search  {"query", "top_k", "recall_num", "rerank": true | false | "fused" | "ranker",
+                   "recall_weight": 0..1 (the fusion's weight of the recall order; default: the config's)}
                   -> {"query", "results": [{"rank", "id", "text", "recall_similarity", "rank_score",
                       "fused_score"}], "timings_ms"}
-    Pipeline      value[i]: a query text or JSON {"query", "top_k", "rerank"} -> value[i]: JSON results
+    Pipeline      value[i]: a query text or JSON {"query", "top_k", "rerank", "recall_weight"}
+                  -> value[i]: JSON results
 
 The query is embedded by the encoder service, recalled from Milvus, re-ranked by the ranker
 service (core/search.py), each model call bounded by the request's deadline.
@@ -17,7 +19,7 @@ import numpy as np
 
 from core.errors import DataError, DeadlineExceeded
 from core.interfaces import Pair
-from core.search import MAX_RECALL_NUM, RERANK_MODES, SearchPipeline
+from core.search import MAX_RECALL_NUM, RERANK_MODES, SearchPipeline, check_recall_weight
 from deploy.protocols import wire
 from deploy.service import Ctx
 
@@ -54,7 +56,10 @@ class SearchService:
             raise DataError(
                 f"rerank must be one of {', '.join(RERANK_MODES)} (or true/false), got {str(rerank)[:40]!r}"
             )
-        return top_k, recall_num, rerank
+        recall_weight = obj.get("recall_weight")
+        if recall_weight is not None:
+            recall_weight = check_recall_weight(recall_weight)
+        return top_k, recall_num, rerank, recall_weight
 
     def search(
         self,
@@ -63,6 +68,7 @@ class SearchService:
         top_k: int,
         recall_num: int | None = None,
         rerank: bool | str = True,
+        recall_weight: float | None = None,
         what: str = "query",
     ) -> tuple[list, dict]:
         if time.monotonic() > ctx.deadline:
@@ -77,13 +83,13 @@ class SearchService:
             rrf_k=self.cfg["rrf_k"],
             recall_weight=self.cfg["recall_weight"],
         )
-        results = pipe.search(query, top_k, recall_num=recall_num, rerank=rerank)
+        results = pipe.search(query, top_k, recall_num=recall_num, rerank=rerank, recall_weight=recall_weight)
         return results, pipe.last_timings
 
     def http(self, body: bytes, ctx: Ctx) -> dict:
         obj = wire.json_object(wire.parse_json(body), "body (with 'query' and optional 'top_k')")
-        top_k, recall_num, rerank = self._options(obj)
-        results, timings = self.search(obj.get("query"), ctx, top_k, recall_num, rerank)
+        top_k, recall_num, rerank, recall_weight = self._options(obj)
+        results, timings = self.search(obj.get("query"), ctx, top_k, recall_num, rerank, recall_weight)
         return {"query": obj["query"], "results": results, "timings_ms": {k: round(v, 2) for k, v in timings.items()}}
 
     def pipeline(self, key: list, values: list, tensors: list, ctx: Ctx) -> tuple[list, list]:
@@ -98,10 +104,10 @@ class SearchService:
                 except DataError:
                     obj = None
             if isinstance(obj, dict):
-                top_k, recall_num, rerank = self._options(obj)
+                top_k, recall_num, rerank, recall_weight = self._options(obj)
                 v = obj.get("query")
             else:
-                top_k, recall_num, rerank = self.cfg["top_k"], None, True
-            results, _ = self.search(v, ctx, top_k, recall_num, rerank, what=f"value[{i}]")
+                top_k, recall_num, rerank, recall_weight = self.cfg["top_k"], None, True, None
+            results, _ = self.search(v, ctx, top_k, recall_num, rerank, recall_weight, what=f"value[{i}]")
             out.append(json.dumps(results, ensure_ascii=False))
         return key, out
