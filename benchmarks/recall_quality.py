@@ -540,9 +540,12 @@ def plot_weights(end_to_end, path):
             for system, m in e2e["systems"].items():
                 grid = sorted((float(w), v) for w, v in m["ndcg@10_fused_by_recall_weight"].items())
                 ax.plot(*zip(*grid), marker="o", label=f"{e2e['query_set']} ({system})")
-                ax.axhline(m["ndcg@10_recall_order"], ls=":", lw=0.8, color=ax.lines[-1].get_color())
+                color = ax.lines[-1].get_color()
+                ax.axhline(m["ndcg@10_recall_order"], ls=":", lw=0.8, color=color)
+                if "tuned_recall_weight" in m:  # the weight chosen on the training queries
+                    ax.plot(m["tuned_recall_weight"], m["ndcg@10_fused_tuned"], marker="*", ms=14, color=color)
         ax.set_xlabel("recall weight of the fusion (1 = default; 0 = ranker order)")
-        ax.set_ylabel("NDCG@10 of the top 20 (dotted: recall order)")
+        ax.set_ylabel("NDCG@10 of the top 20 (dotted: recall order; *: tuned weight)")
         ax.set_title(f"re-ranked by {ranker or 'the --reranker_dir ranker'}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
