@@ -37,7 +37,8 @@ A Paddle Serving config_nlp.yml itself is accepted too: every `op` whose
       rerank: fused          # fused: reciprocal-rank fusion of recall and ranker orders; ranker: ranker score only
       rrf_k: 10              # the k of the fusion, 1/(k + rank)
       recall_weight: 1.0     # the fusion's weight of the recall order, w/(k + recall rank); 0..1
-                             # (0.5 suits the 3,000-step ranker: benchmarks/results/recall_e2e_fusion.md)
+                             # (0.5, chosen on training queries, for the 4,000-step ranker:
+                             # benchmarks/results/recall_e2e_fusion.md)
       milvus_uri: ../work_dirs/milvus.db   # Milvus Lite path (relative to this file) or http://host:19530
       collection: kuake_titles
       recall_num: 50         # titles recalled per query before re-ranking
