@@ -198,10 +198,14 @@ def _search(raw, models, base_dir, where):
 
 
 def _weight(raw, key, where):
+    from core.errors import DataError
+    from core.search import check_recall_weight
+
     v = raw.get(key, 1.0)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
-        raise ConfigError(f"{where}: '{key}' must be a number from 0 to 1, got {v!r}")
-    return float(v)
+    try:
+        return check_recall_weight(v)
+    except DataError:
+        raise ConfigError(f"{where}: '{key}' must be a number from 0 to 1, got {v!r}") from None
 
 
 def _rerank_mode(raw, where):

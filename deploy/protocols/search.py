@@ -19,7 +19,7 @@ import numpy as np
 
 from core.errors import DataError, DeadlineExceeded
 from core.interfaces import Pair
-from core.search import MAX_RECALL_NUM, RERANK_MODES, SearchPipeline, check_recall_weight
+from core.search import MAX_RECALL_NUM, RERANK_MODES, SearchPipeline
 from deploy.protocols import wire
 from deploy.service import Ctx
 
@@ -56,10 +56,7 @@ class SearchService:
             raise DataError(
                 f"rerank must be one of {', '.join(RERANK_MODES)} (or true/false), got {str(rerank)[:40]!r}"
             )
-        recall_weight = obj.get("recall_weight")
-        if recall_weight is not None:
-            recall_weight = check_recall_weight(recall_weight)
-        return top_k, recall_num, rerank, recall_weight
+        return top_k, recall_num, rerank, obj.get("recall_weight")  # checked by SearchPipeline.search
 
     def search(
         self,
