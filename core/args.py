@@ -18,6 +18,12 @@ def training_parser(description: str, default_model: str = "multilingual-e5-smal
     p.add_argument("--batch_size", type=int, default=32, help="batch size per process")
     p.add_argument("--learning_rate", type=float, default=5e-5)
     p.add_argument("--weight_decay", type=float, default=0.0, help="AdamW decay (not on bias/norm weights)")
+    p.add_argument(
+        "--freeze_embeddings",
+        action="store_true",
+        help="keep the backbone's word embeddings as loaded (no gradient, no optimizer state for them): "
+        "faster steps on a large vocabulary, and tokens unseen in training keep the same space as seen ones",
+    )
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--max_steps", type=int, default=-1, help="stop after this many steps (-1: all epochs)")
     p.add_argument("--warmup_proportion", type=float, default=0.0, help="linear warm-up share of all steps")

@@ -28,6 +28,19 @@ def set_seed(seed: int) -> None:
     paddle.seed(seed)
 
 
+def freeze_word_embeddings(model) -> int:
+    """Stop the gradient of every word-embedding matrix in `model` (BERT-style `word_embeddings`).
+    Returns how many weights were frozen; a model without one is a DataError (nothing to freeze)."""
+    frozen = 0
+    for name, param in model.named_parameters():
+        if name.endswith("word_embeddings.weight"):
+            param.stop_gradient = True
+            frozen += int(np.prod(param.shape))
+    if not frozen:
+        raise DataError("--freeze_embeddings: this model has no word_embeddings weight to freeze")
+    return frozen
+
+
 def init_device(device: str = "cpu") -> tuple[int, int]:
     """Set the device and, under paddle.distributed.launch, the process group. Returns (rank, world)."""
     import paddle
@@ -160,10 +173,15 @@ def train(
         total_steps = min(total_steps, args.max_steps)
 
     lr_scheduler = LinearDecayWithWarmup(args.learning_rate, total_steps, args.warmup_proportion)
+    if getattr(args, "freeze_embeddings", False):
+        frozen = freeze_word_embeddings(model)
+        if rank == 0:
+            print(f"--freeze_embeddings: {frozen:,} word-embedding weights kept as loaded")
+    trained = [p for p in model.parameters() if not p.stop_gradient]
     decay_params = [p.name for n, p in model.named_parameters() if not any(nd in n for nd in ("bias", "norm"))]
     optimizer = paddle.optimizer.AdamW(
         learning_rate=lr_scheduler,
-        parameters=model.parameters(),
+        parameters=trained,
         weight_decay=args.weight_decay,
         apply_decay_param_fun=lambda x: x in decay_params,
     )

@@ -171,3 +171,26 @@ def test_init_weights_starts_a_fresh_run_from_a_trained_model(small, tiny_model,
     fresh = train(small, tiny_model, tmp_path / "fresh", graded_file, "--max_grade", "3", "--learning_rate", "0")
     c = paddle.load(os.path.join(fresh["last_checkpoint"], "model_state.pdparams"))
     assert any(not np.array_equal(a[k].numpy(), c[k].numpy()) for k in a)  # without it: not the binary model
+
+
+def test_freeze_embeddings_trains_everything_but_the_word_embeddings(small, tiny_model, graded_file, tmp_path, capsys):
+    import paddle
+
+    from core.trainer import freeze_word_embeddings
+
+    binary = train(small, tiny_model, tmp_path / "binary", small["rank_train"])
+    capsys.readouterr()
+    out = train(small, tiny_model, tmp_path / "frozen", graded_file, "--max_grade", "3", "--init_weights",
+                binary["last_checkpoint"], "--freeze_embeddings")  # fmt: skip
+    assert "word-embedding weights kept as loaded" in capsys.readouterr().out
+    assert np.mean(out["losses"][-6:]) < np.mean(out["losses"][:6]), out["losses"]
+    a = paddle.load(os.path.join(binary["last_checkpoint"], "model_state.pdparams"))
+    b = paddle.load(os.path.join(out["last_checkpoint"], "model_state.pdparams"))
+    frozen = [k for k in a if k.endswith("word_embeddings.weight")]
+    assert frozen
+    for k in frozen:
+        np.testing.assert_array_equal(a[k].numpy(), b[k].numpy(), err_msg=k)
+    moved = [k for k in a if k not in frozen and not np.array_equal(a[k].numpy(), b[k].numpy())]
+    assert len(moved) > len(a) // 2, moved  # the encoder layers and the scoring layer did train
+    with pytest.raises(DataError, match="no word_embeddings weight"):
+        freeze_word_embeddings(paddle.nn.Linear(2, 2))

@@ -10,6 +10,8 @@ from conftest import ROOT, head
 
 
 def test_rocketqa_script_mines_trains_both_stages_and_resumes(data_dir, tiny_model, tmp_path):
+    import paddle
+
     from core.data import read_corpus, read_pairwise_train, read_tsv
     from core.engine import EncoderEngine, RankerEngine
     from core.index import MilvusIndex
@@ -33,6 +35,7 @@ def test_rocketqa_script_mines_trains_both_stages_and_resumes(data_dir, tiny_mod
         MODEL=tiny_model,
         CE_STEPS="4",
         RANK_STEPS="4",
+        RANK_FREEZE="1",
         RECALL_STEPS="3",
         MAX_SEQ_LEN="32",
         RECALL_NUM="10",
@@ -52,6 +55,12 @@ def test_rocketqa_script_mines_trains_both_stages_and_resumes(data_dir, tiny_mod
     with open(work / "ranker/model_4/ranker.json") as f:  # fine-tuned on the grades and the mined negatives
         assert json.load(f)["objective"] == {"max_grade": 3, "hard_negatives_file": str(work / "hard_negatives.tsv")}
     assert "initialised weights from" in out  # the ranker starts from the binary cross-encoder
+    binary = paddle.load(str(work / "ce_binary/model_4/model_state.pdparams"))
+    ranker_params = paddle.load(str(work / "ranker/model_4/model_state.pdparams"))
+    words = [k for k in binary if k.endswith("word_embeddings.weight")]
+    assert words and "word-embedding weights kept as loaded" in out  # RANK_FREEZE=1: --freeze_embeddings
+    for k in words:
+        np.testing.assert_array_equal(binary[k].numpy(), ranker_params[k].numpy(), err_msg=k)
     # the distillation teacher: the fine-tuned ranker's scores of exactly the mined pairs
     cols = ("query", "title", "score")
     denoiser = read_tsv(str(work / "hard_negatives.tsv.scores.tsv"), cols, float_columns=("score",))
