@@ -545,10 +545,10 @@ def plot_weights(end_to_end, path):
                 if "tuned_recall_weight" in m:  # the weight chosen on the training queries
                     ax.plot(m["tuned_recall_weight"], m["ndcg@10_fused_tuned"], marker="*", ms=14, color=color)
         ax.set_xlabel("recall weight of the fusion (1 = default; 0 = ranker order)")
-        ax.set_ylabel("NDCG@10 of the top 20 (dotted: recall order; *: tuned weight)")
+        ax.set_ylabel("NDCG@10 of the top 20\n(dotted: recall order; *: weight tuned on train)")
         ax.set_title(f"re-ranked by {ranker or 'the --reranker_dir ranker'}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="lower center")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
