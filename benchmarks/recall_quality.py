@@ -26,7 +26,8 @@ order vs after re-ranking the top --rerank_depth with the cross-encoder of bench
 Fusion weight (--recall_weights 1,0.75,0.5,0.25,0 --tune_queries 600): the fused order at each weight
 of the recall order (search.recall_weight), and the weight each ranker gets from --tune_queries training
 queries (kuake_qtr_train_tune, end to end only; the rankers trained on those queries' pairs), applied
-unchanged to dev and to the unseen queries.
+unchanged to dev and to the unseen queries. --rrf_ks 2,5,10,30 scores each k of the fusion
+(search.rrf_k) at each of those weights too, and reports the (k, weight) pair chosen on the same queries.
 Writes benchmarks/results/NAME.{md,json} and NAME_recall_at_k.png (--name, default recall_quality).
 """
 
@@ -468,6 +469,8 @@ def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir):
         judged_only = {key: [] for key in orders}
         weights = getattr(args, "recall_weights", [1.0])
         by_weight = {w: [] for w in weights}
+        other_ks = [k for k in getattr(args, "rrf_ks", [10]) if k != 10]  # k = 10 is by_weight's
+        by_k = {(k, w): [] for k in other_ks for w in weights}
         for i in idx:
             q = ds["queries"][i]
             cand = retrieved[i][: args.rerank_depth]
@@ -483,6 +486,8 @@ def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir):
             fused.append(ndcg10(by_fusion, q, label, ideal))
             for w in weights:
                 by_weight[w].append(ndcg10([cand[j] for j in rerank_order(scores, "fused", 10, w)[0]], q, label, ideal))
+            for k, w in by_k:
+                by_k[k, w].append(ndcg10([cand[j] for j in rerank_order(scores, "fused", k, w)[0]], q, label, ideal))
             # the ceiling of any re-ranking of this top 20: its titles sorted by their label
             oracle.append(ndcg10(sorted(cand, key=lambda t: -label.get((q, t), 0)), q, label, ideal))
             for key, ranked in (("recall", cand), ("ranker", by_ranker), ("fused", by_fusion)):
@@ -501,6 +506,11 @@ def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir):
             **{f"mrr@10_{key}": round(mrr_at_k(ranked, relevant, 10), 4) for key, ranked in orders.items()},
             "ndcg@10_fused_by_recall_weight": {str(w): round(float(np.mean(v)), 4) for w, v in by_weight.items()},
         }
+        if other_ks:  # {k: {w: NDCG@10}}, k = 10 included
+            grid = {"10": out[system]["ndcg@10_fused_by_recall_weight"]}
+            for (k, w), v in by_k.items():
+                grid.setdefault(str(k), {})[str(w)] = round(float(np.mean(v)), 4)
+            out[system]["ndcg@10_fused_by_rrf_k"] = grid
     return {
         "queries": len(idx),
         "depth": args.rerank_depth,
@@ -510,9 +520,19 @@ def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir):
     }
 
 
+def choose_k_and_weight(by_k: dict) -> tuple[int, float]:
+    """(rrf_k, recall weight) of the best fused NDCG@10 in {k: {weight: NDCG}} (string keys, as in the
+    results); a tie goes to the larger weight, then to k = 10 (the default), then to the smaller k."""
+    return max(
+        ((int(k), float(w)) for k, grid in by_k.items() for w in grid),
+        key=lambda kw: (by_k[str(kw[0])][str(kw[1])], kw[1], kw[0] == 10, -kw[0]),
+    )
+
+
 def tune_weights(end_to_end):
     """Each ranker's recall weight for each recall system, chosen on the training queries (TUNE_SET),
-    and the fused NDCG@10 at that weight on every query set."""
+    and the fused NDCG@10 at that weight on every query set; with --rrf_ks, also the (rrf_k, weight)
+    pair chosen there."""
     for e2e in end_to_end.values():
         tune = next(
             t for t in end_to_end.values() if t["query_set"] == TUNE_SET and t["ranker_name"] == e2e["ranker_name"]
@@ -522,6 +542,10 @@ def tune_weights(end_to_end):
             w = choose_weight({float(k): v for k, v in grid.items()})
             m["tuned_recall_weight"] = w
             m["ndcg@10_fused_tuned"] = m["ndcg@10_fused_by_recall_weight"][str(w)]
+            if "ndcg@10_fused_by_rrf_k" in m:
+                k, w = choose_k_and_weight(tune["systems"][system]["ndcg@10_fused_by_rrf_k"])
+                m["tuned_rrf_k_and_weight"] = [k, w]
+                m["ndcg@10_fused_tuned_k"] = m["ndcg@10_fused_by_rrf_k"][str(k)][str(w)]
 
 
 def plot_weights(end_to_end, path):
@@ -640,6 +664,12 @@ def main():
         help="comma-separated recall weights of the fusion (search.recall_weight) to score end to end",
     )
     p.add_argument(
+        "--rrf_ks",
+        default="10",
+        help="comma-separated k of the fusion, 1/(k + rank) (search.rrf_k), scored with each --recall_weights; "
+        "with --tune_queries the best (k, weight) pair on the training queries is reported too",
+    )
+    p.add_argument(
         "--tune_queries",
         type=int,
         default=0,
@@ -659,6 +689,12 @@ def main():
         [check_recall_weight(w) for w in args.recall_weights]
     except (ValueError, DataError) as e:
         p.error(f"--recall_weights {args.recall_weights}: {e}")
+    try:
+        args.rrf_ks = [int(k) for k in args.rrf_ks.split(",")]
+    except ValueError as e:
+        p.error(f"--rrf_ks {args.rrf_ks}: {e}")
+    if any(k < 0 for k in args.rrf_ks):
+        p.error(f"--rrf_ks {args.rrf_ks}: each k must be 0 or more")
     from core.inference import set_threads
 
     set_threads(args.threads)
@@ -755,6 +791,12 @@ def main():
                     f"{name} {system}: fused at recall weight {m['tuned_recall_weight']:g} (chosen on training "
                     "queries) - recall order, NDCG@10 points (target >= 3)"
                 ] = round(100 * (m["ndcg@10_fused_tuned"] - m["ndcg@10_recall_order"]), 2)
+            if "tuned_rrf_k_and_weight" in m:
+                k, w = m["tuned_rrf_k_and_weight"]
+                targets[
+                    f"{name} {system}: fused at rrf_k {k}, recall weight {w:g} (chosen on training queries) - "
+                    "recall order, NDCG@10 points (target >= 3)"
+                ] = round(100 * (m["ndcg@10_fused_tuned_k"] - m["ndcg@10_recall_order"]), 2)
             targets[f"{name} {system}: ranker alone - recall order, NDCG@10 points (target >= 2)"] = round(
                 100 * (m["ndcg@10_reranked"] - m["ndcg@10_recall_order"]), 2
             )
@@ -795,6 +837,7 @@ def main():
         "plot": os.path.basename(png),
         "fusion_weight_plot": weights_png and os.path.basename(weights_png),
         "recall_weights": args.recall_weights,
+        "rrf_ks": args.rrf_ks,
         "tune_queries": args.tune_queries,
     }
     data["note"] = args.note
@@ -900,6 +943,19 @@ def main():
                 )
         body += report.table(["query set", "recall system", "recall order"] + [f"w = {w}" for w in grid], rows)
         body += f"\n\n![fusion weight]({os.path.basename(weights_png)})\n\n"
+        rows = []
+        for name, e2e in end_to_end.items():
+            for system, m in e2e["systems"].items():
+                chosen = m.get("tuned_rrf_k_and_weight")
+                for k, by_w in sorted(m.get("ndcg@10_fused_by_rrf_k", {}).items(), key=lambda kv: int(kv[0])):
+                    cells = [f"{v}{'*' if chosen == [int(k), float(w)] else ''}" for w, v in by_w.items()]
+                    rows.append([name, system, k, *cells])
+        if rows:
+            body += (
+                "## Fusion k\n\nNDCG@10 of the fused order, w/(k + recall rank) + 1/(k + ranker rank), at each k "
+                f"(search.rrf_k; 10 = the default) and recall weight w. * = the pair chosen on {TUNE_SET}.\n\n"
+            )
+            body += report.table(["query set", "recall system", "k"] + [f"w = {w}" for w in by_w], rows) + "\n\n"
     body += "## Targets\n\n" + "\n".join(f"- {k}: {v}" for k, v in targets.items()) + "\n\n"
     body += "## What was trained\n\n" + "\n".join(
         f"- {s}: {json.dumps(i, ensure_ascii=False)}" for s, i in trained.items()

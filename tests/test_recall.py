@@ -654,7 +654,15 @@ def test_recall_benchmark_end_to_end_orders_and_ceiling(served, monkeypatch):
     from conftest import CORPUS
 
     monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
-    from recall_quality import TUNE_SET, choose_weight, ndcg10, ranker_engine, rerank_ndcg, tune_weights
+    from recall_quality import (
+        TUNE_SET,
+        choose_k_and_weight,
+        choose_weight,
+        ndcg10,
+        ranker_engine,
+        rerank_ndcg,
+        tune_weights,
+    )
 
     from core.search import rerank_order
 
@@ -663,7 +671,7 @@ def test_recall_benchmark_end_to_end_orders_and_ceiling(served, monkeypatch):
     retrieved = [CORPUS + extra, extra[::-1] + CORPUS[::-1]]
     label = {(queries[0], extra[3]): 3, (queries[0], CORPUS[0]): 1, (queries[0], CORPUS[2]): 0}
     label.update({(queries[1], CORPUS[1]): 2, (queries[1], "a title not recalled"): 3})
-    args = argparse.Namespace(rerank_queries=10, rerank_depth=20, recall_weights=[1.0, 0.5, 0.0])
+    args = argparse.Namespace(rerank_queries=10, rerank_depth=20, recall_weights=[1.0, 0.5, 0.0], rrf_ks=[10, 1])
     out = rerank_ndcg({"queries": queries}, {"sys": retrieved}, args, label, served["exported"])
     m = out["systems"]["sys"]
     # the fusion at recall weight 1 is the default fused order, at 0 the ranker's order
@@ -681,6 +689,20 @@ def test_recall_benchmark_end_to_end_orders_and_ceiling(served, monkeypatch):
     tune_weights(e2e)
     w = choose_weight({float(k): v for k, v in e2e["tune"]["systems"]["sys"]["ndcg@10_fused_by_recall_weight"].items()})
     assert m["tuned_recall_weight"] == w and m["ndcg@10_fused_tuned"] == grid[str(w)]
+    # the k of the fusion: k = 10 is the weight grid above; k = 1 is scored with core.search.fuse itself
+    by_k = m["ndcg@10_fused_by_rrf_k"]
+    assert list(by_k) == ["10", "1"] and by_k["10"] == grid
+    engine = ranker_engine(served["exported"])
+    for w in (1.0, 0.5):
+        want = []
+        for q, cand in zip(queries, retrieved):
+            order = rerank_order(engine.score([(q, t) for t in cand]), "fused", 1, w)[0]
+            want.append(ndcg10([cand[j] for j in order], q, label))
+        assert by_k["1"][str(w)] == pytest.approx(float(np.mean(want)), abs=1e-4)
+    assert choose_k_and_weight({"10": {"1.0": 0.5, "0.5": 0.7}, "2": {"1.0": 0.7, "0.5": 0.6}}) == (2, 1.0)
+    assert choose_k_and_weight({"2": {"1.0": 0.7}, "10": {"1.0": 0.7}}) == (10, 1.0)  # a tie: the default k
+    k, w = choose_k_and_weight(e2e["tune"]["systems"]["sys"]["ndcg@10_fused_by_rrf_k"])
+    assert m["tuned_rrf_k_and_weight"] == [k, w] and m["ndcg@10_fused_tuned_k"] == by_k[str(k)][str(w)]
     assert out["queries"] == 2
     # query 0: its best title is 12th in recall order; query 1 misses a judged title, so its ceiling is below 1
     assert ndcg10(retrieved[0], queries[0], label) < 1 and ndcg10([CORPUS[1]], queries[1], label) < 1
@@ -691,7 +713,6 @@ def test_recall_benchmark_end_to_end_orders_and_ceiling(served, monkeypatch):
     assert m["ndcg@10_recall_order"] == round(float(recall_order), 4)
     # recall order's top 10: query 0 has 2 judged titles there (CORPUS[0], CORPUS[2]), query 1 none
     assert m["unjudged@10_recall"] == (8 + 10) / 2
-    engine = ranker_engine(served["exported"])
     unjudged = []
     for q, cand in zip(queries, retrieved):
         order = rerank_order(engine.score([(q, t) for t in cand]), "ranker")[0]
