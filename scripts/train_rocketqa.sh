@@ -16,8 +16,8 @@
 # The default lengths are those of the benchmark runs above (their train times are in those files).
 # RANK_STEPS=3000 trains a better ranker in about 55 more minutes on 2 cores
 # (benchmarks/results/recall_e2e_long.md); the distilled encoder of step 6 is measured with the default.
-# RANK_FREEZE=1 keeps the ranker's word embeddings as loaded (--freeze_embeddings: 1.26x faster steps
-# on 2 cores; the ranker's output names no flag, so give it its own WORK).
+# RANK_FREEZE=1 keeps the ranker's word embeddings as loaded (--freeze_embeddings; the ranker's output
+# path names no flag, so give such a run its own WORK).
 # Multi-GPU: GPUS="0,1,2,3" (training steps through paddle.distributed.launch).
 #   [WORK=work_dirs/rocketqa] [MODEL=multilingual-e5-small] [CE_INIT=checkpoint] [CE_STEPS=600]
 #   [RANK_STEPS=600] [RANK_FREEZE=] [RECALL_STEPS=100] [MAX_SEQ_LEN=64] [RECALL_NUM=50] bash scripts/train_rocketqa.sh
