@@ -725,3 +725,27 @@ def test_recall_benchmark_end_to_end_orders_and_ceiling(served, monkeypatch):
     assert m["ndcg@10_judged_only_recall"] > m["ndcg@10_recall_order"]  # query 0's best title moves up from 12th
     for key in ("recall", "ranker", "fused"):
         assert m[f"ndcg@10_judged_only_{key}"] <= m["ndcg@10_oracle"]
+
+
+def test_batch_neg_freeze_embeddings_keeps_the_word_embeddings(recall_data, tiny_model, tmp_path):
+    """--freeze_embeddings: the encoder still trains (loss falls, other weights move) while its word
+    embeddings stay those of the backbone it loaded."""
+    import glob
+
+    import paddle
+
+    out = run(batch_neg_args(recall_data, tiny_model, tmp_path / "frozen", "--freeze_embeddings"))
+    assert "word-embedding weights kept as loaded" in out.stdout
+    b = losses(out.stdout)
+    assert np.mean(b[-4:]) < 0.7 * np.mean(b[:4])
+    (loaded,) = glob.glob(os.path.join(tiny_model, "*.pdparams"))
+    start, trained = paddle.load(loaded), paddle.load(str(tmp_path / "frozen" / "model_24" / "model_state.pdparams"))
+
+    def by_suffix(state, suffix):
+        (key,) = [k for k in state if k.endswith(suffix)]
+        return state[key].numpy()
+
+    suffix = "word_embeddings.weight"
+    np.testing.assert_array_equal(by_suffix(start, suffix), by_suffix(trained, suffix))
+    moved = "layer_norm.weight"  # the embeddings' LayerNorm trains
+    assert not np.array_equal(by_suffix(start, "embeddings." + moved), by_suffix(trained, "embeddings." + moved))
