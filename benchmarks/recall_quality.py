@@ -399,16 +399,19 @@ def eval_e5(system, export_dir, ds, args, index_uri):
         index.search(engine.embed([q], "query"), 10)
         lat.append(time.perf_counter() - t)
     retrieved = [[h.text for h in row] for row in hits]
+    similarity = {ds["name"]: [[h.similarity for h in row] for row in hits]}  # for the score fusion
     more = {}
     for name, (queries, _) in ds.get("more_query_sets", {}).items():
         if queries is ds["queries"]:  # the same queries against other relevant sets
             more[name] = retrieved
+            similarity[name] = similarity[ds["name"]]
             continue
         emb = engine.embed(queries, "query")
         rows = []
         for i in range(0, len(emb), 64):
             rows.extend(index.search(emb[i : i + 64], max(RECALL_KS)))
         more[name] = [[h.text for h in row] for row in rows]
+        similarity[name] = [[h.similarity for h in row] for row in rows]
     speed = dict(
         stats,
         query_embed_per_s=round(len(q_emb) / q_embed_s, 1),
@@ -417,7 +420,7 @@ def eval_e5(system, export_dir, ds, args, index_uri):
         single_query_qps=round(1 / float(np.median(lat)), 1),
     )
     index.close()
-    return retrieved, speed, more
+    return retrieved, speed, more, similarity
 
 
 def eval_bm25(ds):
@@ -441,6 +444,7 @@ def eval_bm25(ds):
             "search_qps": round(len(ds["queries"]) / s, 1),
         },
         more,
+        {},
     )
 
 
@@ -450,12 +454,14 @@ def choose_weight(by_weight: dict) -> float:
     return max(by_weight, key=lambda w: (by_weight[w], w))
 
 
-def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir):
+def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir, similarity_by_system=None):
     """NDCG@10 of each recall system's top --rerank_depth: recall order, re-ranked by the ranker alone,
     and re-ranked the way /search does by default (core.search.fuse: reciprocal-rank fusion of the two
     orders, k=10; core.search.rerank_order, as /search), and fused at each of --recall_weights (the
-    search.recall_weight of the recall order). Ranker scores are cached across systems."""
-    from core.search import rerank_order
+    search.recall_weight of the recall order); with --score_fusion_weights and the recall similarities
+    (similarity_by_system), also by core.search.fuse_scores at each of those weights. Ranker scores
+    are cached across systems."""
+    from core.search import fuse_scores, rerank_order
 
     rng = np.random.RandomState(0)
     idx = sorted(rng.permutation(len(ds["queries"]))[: args.rerank_queries].tolist())
@@ -471,6 +477,9 @@ def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir):
         by_weight = {w: [] for w in weights}
         other_ks = [k for k in getattr(args, "rrf_ks", [10]) if k != 10]  # k = 10 is by_weight's
         by_k = {(k, w): [] for k in other_ks for w in weights}
+        sims = (similarity_by_system or {}).get(system)
+        score_weights = getattr(args, "score_fusion_weights", []) if sims else []
+        by_score = {w: [] for w in score_weights}
         for i in idx:
             q = ds["queries"][i]
             cand = retrieved[i][: args.rerank_depth]
@@ -488,6 +497,9 @@ def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir):
                 by_weight[w].append(ndcg10([cand[j] for j in rerank_order(scores, "fused", 10, w)[0]], q, label, ideal))
             for k, w in by_k:
                 by_k[k, w].append(ndcg10([cand[j] for j in rerank_order(scores, "fused", k, w)[0]], q, label, ideal))
+            for w in score_weights:
+                order = fuse_scores(sims[i][: len(cand)], scores, w)[0]
+                by_score[w].append(ndcg10([cand[j] for j in order], q, label, ideal))
             # the ceiling of any re-ranking of this top 20: its titles sorted by their label
             oracle.append(ndcg10(sorted(cand, key=lambda t: -label.get((q, t), 0)), q, label, ideal))
             for key, ranked in (("recall", cand), ("ranker", by_ranker), ("fused", by_fusion)):
@@ -506,6 +518,10 @@ def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir):
             **{f"mrr@10_{key}": round(mrr_at_k(ranked, relevant, 10), 4) for key, ranked in orders.items()},
             "ndcg@10_fused_by_recall_weight": {str(w): round(float(np.mean(v)), 4) for w, v in by_weight.items()},
         }
+        if by_score:
+            out[system]["ndcg@10_score_fusion_by_recall_weight"] = {
+                str(w): round(float(np.mean(v)), 4) for w, v in by_score.items()
+            }
         if other_ks:  # {k: {w: NDCG@10}}, k = 10 included
             grid = {"10": out[system]["ndcg@10_fused_by_recall_weight"]}
             for (k, w), v in by_k.items():
@@ -542,6 +558,11 @@ def tune_weights(end_to_end):
             w = choose_weight({float(k): v for k, v in grid.items()})
             m["tuned_recall_weight"] = w
             m["ndcg@10_fused_tuned"] = m["ndcg@10_fused_by_recall_weight"][str(w)]
+            if "ndcg@10_score_fusion_by_recall_weight" in m:
+                grid = tune["systems"][system]["ndcg@10_score_fusion_by_recall_weight"]
+                w = choose_weight({float(k): v for k, v in grid.items()})
+                m["tuned_score_fusion_weight"] = w
+                m["ndcg@10_score_fusion_tuned"] = m["ndcg@10_score_fusion_by_recall_weight"][str(w)]
             if "ndcg@10_fused_by_rrf_k" in m:
                 k, w = choose_k_and_weight(tune["systems"][system]["ndcg@10_fused_by_rrf_k"])
                 m["tuned_rrf_k_and_weight"] = [k, w]
@@ -568,8 +589,14 @@ def plot_weights(end_to_end, path):
                 ax.axhline(m["ndcg@10_recall_order"], ls=":", lw=0.8, color=color)
                 if "tuned_recall_weight" in m:  # the weight chosen on the training queries
                     ax.plot(m["tuned_recall_weight"], m["ndcg@10_fused_tuned"], marker="*", ms=14, color=color)
+                score = sorted((float(w), v) for w, v in m.get("ndcg@10_score_fusion_by_recall_weight", {}).items())
+                if score:  # the score fusion of the same lists, dashed
+                    ax.plot(*zip(*score), ls="--", marker=".", color=color, label=f"{e2e['query_set']} score fusion")
+                    if "tuned_score_fusion_weight" in m:
+                        w = m["tuned_score_fusion_weight"]
+                        ax.plot(w, m["ndcg@10_score_fusion_tuned"], marker="P", ms=10, color=color)
         ax.set_xlabel("recall weight of the fusion (1 = default; 0 = ranker order)")
-        ax.set_ylabel("NDCG@10 of the top 20\n(dotted: recall order; *: weight tuned on train)")
+        ax.set_ylabel("NDCG@10 of the top 20\n(dotted: recall order; * and +: weight tuned on train)")
         ax.set_title(f"re-ranked by {ranker or 'the --reranker_dir ranker'}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower center")
@@ -670,6 +697,13 @@ def main():
         "with --tune_queries the best (k, weight) pair on the training queries is reported too",
     )
     p.add_argument(
+        "--score_fusion_weights",
+        default="",
+        help="comma-separated recall weights w of the score fusion, w * minmax(recall similarity) + "
+        "minmax(ranker score) (core.search.fuse_scores), scored end to end beside the rank fusion; "
+        "with --tune_queries the best on the training queries is reported too",
+    )
+    p.add_argument(
         "--tune_queries",
         type=int,
         default=0,
@@ -689,6 +723,11 @@ def main():
         [check_recall_weight(w) for w in args.recall_weights]
     except (ValueError, DataError) as e:
         p.error(f"--recall_weights {args.recall_weights}: {e}")
+    try:
+        args.score_fusion_weights = [float(w) for w in args.score_fusion_weights.split(",") if w.strip()]
+        [check_recall_weight(w) for w in args.score_fusion_weights]
+    except (ValueError, DataError) as e:
+        p.error(f"--score_fusion_weights {args.score_fusion_weights}: {e}")
     try:
         args.rrf_ks = [int(k) for k in args.rrf_ks.split(",")]
     except ValueError as e:
@@ -716,7 +755,7 @@ def main():
         systems.append(name)
     exports.update(external)
     index_uri = os.path.join(args.work_dir, "milvus.db")
-    results, speed, retrieved_by, more_by = {}, {}, {}, {}
+    results, speed, retrieved_by, more_by, similarity_by = {}, {}, {}, {}, {}
     for ds in datasets:
         results[ds["name"]], speed[ds["name"]] = {}, {}
         print(f"== {ds['name']}: {len(ds['queries'])} queries, {len(ds['corpus'])} documents", flush=True)
@@ -725,16 +764,18 @@ def main():
                 results[name] = {}
         for system in systems:
             if system == "bm25":
-                retrieved, sp, more = eval_bm25(ds)
+                retrieved, sp, more, similarity = eval_bm25(ds)
             else:
                 if system in MINED_SYSTEMS and system not in exports:  # mined from the zero-shot index
                     if ds["name"] != "kuake_qtr" or "zero_shot_e5" not in exports:
                         raise SystemExit(f"{system} needs kuake_qtr and zero_shot_e5 first in --datasets/--systems")
                     exports[system] = train_mined(system, args, exports["zero_shot_e5"][0], index_uri)
-                retrieved, sp, more = eval_e5(system, exports[system][0], ds, args, index_uri)
+                retrieved, sp, more, similarity = eval_e5(system, exports[system][0], ds, args, index_uri)
             results[ds["name"]][system] = recall_report(retrieved, ds["relevant"])
             speed[ds["name"]][system] = sp
             retrieved_by[(ds["name"], system)] = retrieved
+            for name, got in similarity.items():
+                similarity_by[(name, system)] = got
             for name, got in more.items():
                 more_by[(name, system)] = got
                 if name != TUNE_SET:
@@ -760,9 +801,10 @@ def main():
             rerankers[ranker] = path
         for name, queries in query_sets.items():
             by_system = {s: retrieved_by[("kuake_qtr", s)] if name == "kuake_qtr" else more_by[(name, s)] for s in pick}
+            sims = {s: similarity_by[(name, s)] for s in pick if (name, s) in similarity_by}
             for ranker, path in rerankers.items():  # the --reranker_dir rows keep the query set's name
                 key = f"{name}, re-ranked by {ranker}" if ranker else name
-                end_to_end[key] = rerank_ndcg({"queries": queries}, by_system, args, label, path)
+                end_to_end[key] = rerank_ndcg({"queries": queries}, by_system, args, label, path, sims)
                 end_to_end[key].update(query_set=name, ranker_name=ranker)
                 print(f"== end to end ({key}): {end_to_end[key]}", flush=True)
         if TUNE_SET in query_sets and len(args.recall_weights) > 1:
@@ -791,6 +833,11 @@ def main():
                     f"{name} {system}: fused at recall weight {m['tuned_recall_weight']:g} (chosen on training "
                     "queries) - recall order, NDCG@10 points (target >= 3)"
                 ] = round(100 * (m["ndcg@10_fused_tuned"] - m["ndcg@10_recall_order"]), 2)
+            if "tuned_score_fusion_weight" in m:
+                targets[
+                    f"{name} {system}: score fusion at recall weight {m['tuned_score_fusion_weight']:g} (chosen on "
+                    "training queries) - recall order, NDCG@10 points (target >= 3)"
+                ] = round(100 * (m["ndcg@10_score_fusion_tuned"] - m["ndcg@10_recall_order"]), 2)
             if "tuned_rrf_k_and_weight" in m:
                 k, w = m["tuned_rrf_k_and_weight"]
                 targets[
@@ -838,6 +885,7 @@ def main():
         "fusion_weight_plot": weights_png and os.path.basename(weights_png),
         "recall_weights": args.recall_weights,
         "rrf_ks": args.rrf_ks,
+        "score_fusion_weights": args.score_fusion_weights,
         "tune_queries": args.tune_queries,
     }
     data["note"] = args.note
@@ -956,6 +1004,22 @@ def main():
                 f"(search.rrf_k; 10 = the default) and recall weight w. * = the pair chosen on {TUNE_SET}.\n\n"
             )
             body += report.table(["query set", "recall system", "k"] + [f"w = {w}" for w in by_w], rows) + "\n\n"
+    rows = []
+    for name, e2e in end_to_end.items():
+        for system, m in e2e["systems"].items():
+            grid = m.get("ndcg@10_score_fusion_by_recall_weight")
+            if grid:
+                mark = {str(m.get("tuned_score_fusion_weight")): "*"}
+                rows.append([name, system, m["ndcg@10_recall_order"], m["ndcg@10_reranked"]])
+                rows[-1] += [f"{v}{mark.get(w, '')}" for w, v in grid.items()]
+    if rows:
+        body += (
+            "## Score fusion\n\nNDCG@10 of the same top 20 ordered by w * minmax(recall similarity) + "
+            "minmax(ranker score), each scaled to [0, 1] over the query's list (core.search.fuse_scores), at each "
+            f"recall weight w (w = 0: the ranker alone). * = the weight chosen on {TUNE_SET}.\n\n"
+        )
+        head = ["query set", "recall system", "recall order", "ranker alone"] + [f"w = {w}" for w in grid]
+        body += report.table(head, rows) + "\n\n"
     body += "## Targets\n\n" + "\n".join(f"- {k}: {v}" for k, v in targets.items()) + "\n\n"
     body += "## What was trained\n\n" + "\n".join(
         f"- {s}: {json.dumps(i, ensure_ascii=False)}" for s, i in trained.items()

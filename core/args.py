@@ -3,6 +3,13 @@
 import argparse
 
 
+def ema_decay(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 (off) to below 1, got {text}")
+    return value
+
+
 def training_parser(description: str, default_model: str = "multilingual-e5-small") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="device to train on")
@@ -23,6 +30,13 @@ def training_parser(description: str, default_model: str = "multilingual-e5-smal
         action="store_true",
         help="keep the backbone's word embeddings as loaded (no gradient, no optimizer state for them): "
         "faster steps on a large vocabulary, and tokens unseen in training keep the same space as seen ones",
+    )
+    p.add_argument(
+        "--ema_decay",
+        type=ema_decay,
+        default=0.0,
+        help="also keep an exponential moving average of the trained weights (e.g. 0.999; 0: off): every "
+        "checkpoint model_N gets a sibling model_N_ema with the averaged weights, to export like any checkpoint",
     )
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--max_steps", type=int, default=-1, help="stop after this many steps (-1: all epochs)")

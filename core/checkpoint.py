@@ -2,7 +2,9 @@
 
 A checkpoint `save_dir/model_N/` holds model_state.pdparams (the whole ranker), the optimizer
 and scheduler state (model_state.pdopt), training_state.json (step, epoch, batch), the
-backbone config and tokenizer files, and ranker.json (what kind of model it is).
+backbone config and tokenizer files, and ranker.json (what kind of model it is); with --ema_decay
+also ema_state.pdparams (the weight average, to resume it), and a sibling `model_N_ema/` holds the
+averaged weights as a weights-only checkpoint.
 """
 
 import json
@@ -15,6 +17,7 @@ PARAMS = "model_state.pdparams"
 OPT = "model_state.pdopt"
 STATE = "training_state.json"
 RANKER = "ranker.json"
+EMA = "ema_state.pdparams"
 
 
 def save(
@@ -25,7 +28,10 @@ def save(
     optimizer: object = None,
     state: dict | None = None,
     meta: dict | None = None,
+    extra: dict | None = None,
 ) -> str:
+    """Write the checkpoint `ckpt_dir` (replacing an older one only once the new one is whole);
+    `extra` maps more file names to objects for paddle.save (e.g. EMA: the weight average)."""
     import paddle
 
     parent = os.path.dirname(os.path.abspath(ckpt_dir))
@@ -36,6 +42,8 @@ def save(
     paddle.save(model.state_dict(), os.path.join(tmp, PARAMS))
     if optimizer is not None:
         paddle.save(optimizer.state_dict(), os.path.join(tmp, OPT))
+    for name, obj in (extra or {}).items():
+        paddle.save(obj, os.path.join(tmp, name))
     if tokenizer is not None:
         tokenizer.save_pretrained(tmp)
     if backbone_config is not None:

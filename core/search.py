@@ -41,6 +41,26 @@ def fuse(scores: Sequence[float], k: int = 10, recall_weight: float = 1.0) -> tu
     return np.argsort(-fused, kind="mergesort"), fused
 
 
+def fuse_scores(
+    recall_scores: Sequence[float], scores: Sequence[float], recall_weight: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Score fusion of one recalled list: recall_weight * minmax(recall similarity) + minmax(ranker
+    score), each min-max scaled to [0, 1] over the list (a list of equal scores scales to 0), as
+    Weaviate's relativeScoreFusion. Unlike `fuse`, a large gap between two scores weighs more than a
+    small one. Returns (order, fused): indices best first (ties keep the recall order)."""
+    check_recall_weight(recall_weight)
+
+    def minmax(values):
+        v = np.asarray(values, dtype=np.float64).reshape(-1)
+        span = v.max() - v.min() if len(v) else 0.0
+        return (v - v.min()) / span if span > 0 else np.zeros_like(v)
+
+    if len(recall_scores) != len(scores):
+        raise DataError(f"fuse_scores: {len(recall_scores)} recall scores for {len(scores)} ranker scores")
+    fused = recall_weight * minmax(recall_scores) + minmax(scores)
+    return np.argsort(-fused, kind="mergesort"), fused
+
+
 def rerank_order(
     scores: Sequence[float], mode: str = "fused", k: int = 10, recall_weight: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray | None]:

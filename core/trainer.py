@@ -41,6 +41,37 @@ def freeze_word_embeddings(model) -> int:
     return frozen
 
 
+class WeightAverage:
+    """An exponential moving average of a layer's trained weights (--ema_decay): after step t,
+    avg = d * avg + (1 - d) * weights with d = min(decay, (1 + t) / (10 + t)), the warm-up of
+    TensorFlow's ExponentialMovingAverage (num_updates), so the starting weights fade within the
+    first steps. The frozen weights are kept as they are."""
+
+    def __init__(self, layer, decay: float):
+        self.layer, self.decay = layer, decay
+        self.params = {n: p for n, p in layer.named_parameters() if not p.stop_gradient}
+        self.avg = {n: p.detach().clone() for n, p in self.params.items()}
+
+    def update(self, step: int) -> None:
+        import paddle
+
+        d = min(self.decay, (1 + step) / (10 + step))
+        with paddle.no_grad():
+            for n, p in self.params.items():
+                self.avg[n].scale_(d).add_(p.detach() * (1 - d))
+
+    def load(self, state: dict) -> None:
+        missing = sorted(set(self.avg) - set(state))
+        if missing:
+            raise DataError(f"the checkpoint's weight average lacks {len(missing)} weights, e.g. {missing[:3]}")
+        for n in self.avg:
+            self.avg[n] = state[n].detach().clone()
+
+    def state_dict(self) -> dict:
+        """The layer's state dict with the averaged weights in place of the trained ones."""
+        return {**self.layer.state_dict(), **self.avg}
+
+
 def init_device(device: str = "cpu") -> tuple[int, int]:
     """Set the device and, under paddle.distributed.launch, the process group. Returns (rank, world)."""
     import paddle
@@ -157,7 +188,9 @@ def train(
     amp_scale: run forward passes under paddle.amp.auto_cast with a GradScaler (GPU).
     save_model: the layer whose weights checkpoints hold (default `model`; e.g. the encoder
     inside a training-loss wrapper), also the one `--init_from_ckpt` loads and `evaluate` gets.
-    Returns dict(global_step, last_loss, losses, best_metric, last_checkpoint).
+    args.ema_decay (optional, > 0): also keep a moving average of the weights (WeightAverage), saved
+    beside each checkpoint as model_N_ema (its path in the result's ema_checkpoint).
+    Returns dict(global_step, last_loss, losses, best_metric, last_checkpoint[, ema_checkpoint]).
     """
     import paddle
     from paddlenlp.transformers import LinearDecayWithWarmup
@@ -203,6 +236,16 @@ def train(
         if rank == 0:
             print(f"initialised weights from {loaded} (--init_weights: fresh optimizer, step 0)")
 
+    average = None
+    if getattr(args, "ema_decay", 0) and rank == 0:  # rank 0 writes the checkpoints
+        average = WeightAverage(kept, args.ema_decay)
+        ema_file = args.init_from_ckpt and os.path.join(checkpoint.ckpt_dir_of(args.init_from_ckpt), checkpoint.EMA)
+        if ema_file and os.path.isfile(ema_file):
+            average.load(paddle.load(ema_file))
+            print(f"--ema_decay {args.ema_decay}: weight average resumed from {ema_file}")
+        else:
+            print(f"--ema_decay {args.ema_decay}: weight average starts from the loaded weights")
+
     scaler = paddle.amp.GradScaler(init_loss_scaling=amp_scale) if amp_scale else None
     net = paddle.DataParallel(model, find_unused_parameters=True) if world_size > 1 else model
 
@@ -216,7 +259,11 @@ def train(
             optimizer=optimizer,
             state={"global_step": step, "epoch": epoch, "batch": batch, "total_steps": total_steps},
             meta=meta,
+            extra=None if average is None else {checkpoint.EMA: average.avg},
         )
+        if average is not None:  # the averaged weights as a checkpoint of their own (weights only)
+            checkpoint.save(d + "_ema", average, tokenizer=tokenizer, backbone_config=backbone_config, meta=meta)
+            result["ema_checkpoint"] = d + "_ema"
         return d
 
     stop = []
@@ -261,6 +308,8 @@ def train(
                 lr_scheduler.step()
                 optimizer.clear_grad()
                 global_step += 1
+                if average is not None:
+                    average.update(global_step)
                 loss_value = float(loss)
                 if not math.isfinite(loss_value):
                     raise FloatingPointError(

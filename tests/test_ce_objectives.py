@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import head
+from conftest import head, run
 from test_distill import common_args, logits_of
 
 from core.data import read_labeled_pairs
@@ -194,3 +194,44 @@ def test_freeze_embeddings_trains_everything_but_the_word_embeddings(small, tiny
     assert len(moved) > len(a) // 2, moved  # the encoder layers and the scoring layer did train
     with pytest.raises(DataError, match="no word_embeddings weight"):
         freeze_word_embeddings(paddle.nn.Linear(2, 2))
+
+
+def test_ema_decay_saves_the_weight_average_and_resumes_it(small, tiny_model, graded_file, tmp_path, capsys):
+    """--ema_decay D: model_N_ema holds avg_t = d_t * avg_{t-1} + (1 - d_t) * w_t over the trained
+    weights w_t of every step, d_t = min(D, (1 + t) / (10 + t)), from the loaded weights; a resumed
+    run continues the same average."""
+    import paddle
+
+    def weights(ckpt):
+        return {k: v.numpy() for k, v in paddle.load(os.path.join(ckpt, "model_state.pdparams")).items()}
+
+    def cli(save_dir, *extra):  # each run in a process of its own, as users run it (and resume it)
+        args = common_args(small, save_dir, 6)
+        args[args.index("--train_set") + 1] = graded_file
+        return run(["cross_encoder/train_ce.py", "--model_name_or_path", tiny_model, *args, "--max_grade", "3",
+                    "--max_steps", "8", *extra]).stdout  # fmt: skip
+
+    start = train(small, tiny_model, tmp_path / "start", graded_file, "--max_grade", "3", "--max_steps", "2")
+    log = cli(tmp_path / "ema", "--init_weights", start["last_checkpoint"], "--save_step", "1", "--ema_decay", "0.8")
+    assert "weight average starts from the loaded weights" in log
+    avg = weights(start["last_checkpoint"])
+    for t in range(1, 9):
+        d = min(0.8, (1 + t) / (10 + t))
+        w = weights(tmp_path / "ema" / f"model_{t}")
+        avg = {k: d * avg[k] + (1 - d) * w[k] for k in w}
+    ema, last = weights(tmp_path / "ema" / "model_8_ema"), weights(tmp_path / "ema" / "model_8")
+    assert ema.keys() == avg.keys()
+    for k in avg:
+        np.testing.assert_allclose(ema[k], avg[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    assert any(not np.allclose(ema[k], last[k]) for k in ema)  # an average, not the last weights
+    rows = read_labeled_pairs(graded_file, label_values=range(4))[:8]
+    assert np.isfinite(probabilities(str(tmp_path / "ema" / "model_8_ema"), rows)).all()  # a checkpoint as any other
+
+    log = cli(tmp_path / "resumed", "--init_from_ckpt", str(tmp_path / "ema" / "model_4"), "--ema_decay", "0.8")
+    assert "weight average resumed from" in log
+    again = weights(tmp_path / "resumed" / "model_8_ema")
+    for k in avg:
+        np.testing.assert_allclose(again[k], ema[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    with pytest.raises(SystemExit):
+        train(small, tiny_model, tmp_path / "bad", graded_file, "--ema_decay", "1")
+    assert "--ema_decay: must be from 0 (off) to below 1, got 1" in capsys.readouterr().err

@@ -107,6 +107,34 @@ def test_fusion_weights_the_recall_order(weight):
         assert list(order) == sorted(range(20), key=lambda i: (-scores[i], i))
 
 
+@pytest.mark.parametrize("weight", [0.0, 0.5, 1.0])
+def test_score_fusion_adds_the_min_max_scaled_scores(weight):
+    """core.search.fuse_scores: weight * (s - min)/(max - min) of the recall similarities plus the same
+    of the ranker's scores, computed here by hand; ties keep the recall order; a list of equal scores
+    scales to 0, so it leaves the order to the other list."""
+    from core.search import fuse_scores
+
+    rng = np.random.RandomState(int(weight * 10))
+    sims = np.sort(rng.uniform(0.8, 0.9, 20))[::-1]
+    scores = rng.randint(0, 6, 20) / 5.0
+    want = [
+        weight * (sims[i] - sims.min()) / (sims.max() - sims.min())
+        + (scores[i] - scores.min()) / (scores.max() - scores.min())
+        for i in range(20)
+    ]
+    order, fused = fuse_scores(sims, scores, weight)
+    np.testing.assert_allclose(fused, want)
+    assert list(order) == sorted(range(20), key=lambda i: (-want[i], i))
+    assert list(fuse_scores(sims, np.full(20, 0.3), weight)[0]) == list(range(20))  # equal ranker scores
+    # a gap counts: the ranker's 0.99 against 0.01 beats a small recall lead, a 0.51 against 0.49 does not
+    assert list(fuse_scores([0.9, 0.8, 0.7], [0.01, 0.99, 0.5], 1.0)[0])[0] == 1
+    assert list(fuse_scores([0.9, 0.89, 0.7], [0.49, 0.51, 0.0], 1.0)[0])[0] == 0
+    with pytest.raises(DataError, match="3 recall scores for 2 ranker scores"):
+        fuse_scores([0.9, 0.8, 0.7], [0.1, 0.2], weight)
+    with pytest.raises(DataError, match="recall_weight must be a number from 0 to 1"):
+        fuse_scores([0.9], [0.1], 2.0)
+
+
 def test_fusion_weight_below_one_lets_the_ranker_win_a_swap():
     """Recall ranks 1 and 2, ranker ranks 2 and 1, k = 10: with weight 1 the fused scores tie and the
     recall order stands; with any weight below 1 the ranker's first title comes first."""

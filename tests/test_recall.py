@@ -664,7 +664,7 @@ def test_recall_benchmark_end_to_end_orders_and_ceiling(served, monkeypatch):
         tune_weights,
     )
 
-    from core.search import rerank_order
+    from core.search import fuse_scores, rerank_order
 
     queries = ["感冒吃什么药", "头疼怎么办"]
     extra = ["流感的症状", "感冒发烧吃什么", "维生素C的作用", "感冒多喝水有用吗"]
@@ -703,6 +703,19 @@ def test_recall_benchmark_end_to_end_orders_and_ceiling(served, monkeypatch):
     assert choose_k_and_weight({"2": {"1.0": 0.7}, "10": {"1.0": 0.7}}) == (10, 1.0)  # a tie: the default k
     k, w = choose_k_and_weight(e2e["tune"]["systems"]["sys"]["ndcg@10_fused_by_rrf_k"])
     assert m["tuned_rrf_k_and_weight"] == [k, w] and m["ndcg@10_fused_tuned_k"] == by_k[str(k)][str(w)]
+    # the score fusion, w * minmax(recall similarity) + minmax(ranker score): w = 0 is the ranker's order
+    sims = [list(np.linspace(0.9, 0.7, len(r)) ** (1 + i)) for i, r in enumerate(retrieved)]
+    args.score_fusion_weights = [1.0, 0.3, 0.0]
+    both = rerank_ndcg({"queries": queries}, {"sys": retrieved}, args, label, served["exported"], {"sys": sims})
+    score_grid = both["systems"]["sys"]["ndcg@10_score_fusion_by_recall_weight"]
+    assert list(score_grid) == ["1.0", "0.3", "0.0"] and score_grid["0.0"] == m["ndcg@10_reranked"]
+    for w in (1.0, 0.3):
+        want = []
+        for q, cand, sim in zip(queries, retrieved, sims):
+            order = fuse_scores(sim, engine.score([(q, t) for t in cand]), w)[0]
+            want.append(ndcg10([cand[j] for j in order], q, label))
+        assert score_grid[str(w)] == pytest.approx(float(np.mean(want)), abs=1e-4)
+    assert "ndcg@10_score_fusion_by_recall_weight" not in m  # without similarities: no score fusion
     assert out["queries"] == 2
     # query 0: its best title is 12th in recall order; query 1 misses a judged title, so its ceiling is below 1
     assert ndcg10(retrieved[0], queries[0], label) < 1 and ndcg10([CORPUS[1]], queries[1], label) < 1
