@@ -116,3 +116,53 @@ def read_meta(path: str) -> dict:
         with open(p) as f:
             return json.load(f)
     return {}
+
+
+def interpolate(sources: list[str], weights: list[float], out_dir: str) -> str:
+    """Write the checkpoint `out_dir` whose weights are sum_i weights[i] * weights of sources[i]
+    (checkpoints of one model kind; the weights sum to 1): an average of checkpoints of one run, or
+    WiSE-FT's interpolation of a fine-tuned model with the one it started from. Its tokenizer,
+    backbone config and ranker.json are copied from sources[0]; it is weights-only (no optimizer)."""
+    import paddle
+
+    if len(sources) < 2 or len(sources) != len(weights):
+        raise ModelLoadError(f"interpolate: give two or more checkpoints and one weight each, got {sources} {weights}")
+    if os.path.abspath(out_dir) in {os.path.abspath(ckpt_dir_of(s)) for s in sources if os.path.exists(s)}:
+        raise ModelLoadError(f"interpolate: {out_dir} is one of the checkpoints averaged; write it elsewhere")
+    if any(w < 0 for w in weights) or abs(sum(weights) - 1) > 1e-6:
+        raise ModelLoadError(f"interpolate: the weights must be 0 or more and sum to 1, got {weights}")
+    states = []
+    for src in sources:
+        p = params_path(src)
+        try:
+            states.append(paddle.load(p))
+        except Exception as e:
+            raise ModelLoadError(f"{p}: cannot read parameters ({e})") from None
+    for src, state in zip(sources[1:], states[1:]):
+        if state.keys() != states[0].keys():
+            diff = sorted(set(state) ^ set(states[0]))
+            raise ModelLoadError(
+                f"{src}: not the same model as {sources[0]}: {len(diff)} weights differ, e.g. {diff[:3]}"
+            )
+        bad = [k for k in state if list(state[k].shape) != list(states[0][k].shape)]
+        if bad:
+            raise ModelLoadError(
+                f"{src}: weight {bad[0]} has shape {list(state[bad[0]].shape)}, not {list(states[0][bad[0]].shape)}"
+            )
+    mixed = {}
+    for k, v in states[0].items():
+        if not paddle.is_floating_point(v):
+            mixed[k] = v
+            continue
+        mixed[k] = sum(state[k].astype("float32") * w for state, w in zip(states, weights)).astype(v.dtype)
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, "." + os.path.basename(out_dir) + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    src_dir = ckpt_dir_of(sources[0])
+    shutil.copytree(src_dir, tmp, ignore=shutil.ignore_patterns(PARAMS, OPT, STATE, EMA))
+    paddle.save(mixed, os.path.join(tmp, PARAMS))
+    if os.path.exists(out_dir):
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return out_dir

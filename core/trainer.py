@@ -225,7 +225,20 @@ def train(
         loaded = checkpoint.load_params(kept, args.init_from_ckpt)
         state, opt_file = checkpoint.load_state(args.init_from_ckpt)
         if state is not None:
-            optimizer.set_state_dict(paddle.load(opt_file))
+            frozen = bool(getattr(args, "freeze_embeddings", False))
+            if bool(state.get("freeze_embeddings", False)) != frozen:
+                raise DataError(
+                    f"--init_from_ckpt {args.init_from_ckpt}: that run was trained "
+                    f"{'with' if not frozen else 'without'} --freeze_embeddings, so its optimizer state fits another "
+                    "set of weights; resume with the same flags, or start a new run from its weights (--init_weights)"
+                )
+            try:
+                optimizer.set_state_dict(paddle.load(opt_file))
+            except AssertionError as e:  # Paddle asserts when a trained weight has no state in the file
+                raise DataError(
+                    f"--init_from_ckpt {args.init_from_ckpt}: its optimizer state does not fit this model's trained "
+                    f"weights ({e}); resume with the flags of that run, or start anew with --init_weights"
+                ) from None
             global_step = int(state["global_step"])
             if rank == 0:
                 print(f"resumed from {loaded} at global step {global_step}")
@@ -257,7 +270,13 @@ def train(
             tokenizer=tokenizer,
             backbone_config=backbone_config,
             optimizer=optimizer,
-            state={"global_step": step, "epoch": epoch, "batch": batch, "total_steps": total_steps},
+            state={
+                "global_step": step,
+                "epoch": epoch,
+                "batch": batch,
+                "total_steps": total_steps,
+                "freeze_embeddings": bool(getattr(args, "freeze_embeddings", False)),
+            },
             meta=meta,
             extra=None if average is None else {checkpoint.EMA: average.avg},
         )

@@ -235,3 +235,25 @@ def test_ema_decay_saves_the_weight_average_and_resumes_it(small, tiny_model, gr
     with pytest.raises(SystemExit):
         train(small, tiny_model, tmp_path / "bad", graded_file, "--ema_decay", "1")
     assert "--ema_decay: must be from 0 (off) to below 1, got 1" in capsys.readouterr().err
+
+
+def test_a_run_resumes_only_with_the_freeze_flag_it_was_trained_with(small, tiny_model, graded_file, tmp_path):
+    """Frozen word embeddings have no optimizer state: resuming such a run without --freeze_embeddings
+    (or an unfrozen run with it) is refused with the flag named, and the checkpoint is left as it was."""
+
+    def cli(save_dir, *extra, check=True):
+        args = common_args(small, save_dir, 6)
+        args[args.index("--train_set") + 1] = graded_file
+        cmd = ["cross_encoder/train_ce.py", "--model_name_or_path", tiny_model, *args, "--max_grade", "3"]
+        return run([*cmd, "--max_steps", "8", "--save_step", "4", *extra], check=check)
+
+    cli(tmp_path / "frozen", "--freeze_embeddings")
+    cli(tmp_path / "plain")
+    before = sorted(os.listdir(tmp_path / "frozen" / "model_4"))
+    for src, flags, was in (("frozen", (), "with"), ("plain", ("--freeze_embeddings",), "without")):
+        r = cli(tmp_path / "again", "--init_from_ckpt", str(tmp_path / src / "model_4"), *flags, check=False)
+        assert r.returncode == 2, r.stderr[-2000:]
+        assert f"that run was trained {was} --freeze_embeddings" in r.stderr and "Traceback" not in r.stderr
+    assert sorted(os.listdir(tmp_path / "frozen" / "model_4")) == before
+    r = cli(tmp_path / "again", "--init_from_ckpt", str(tmp_path / "frozen" / "model_4"), "--freeze_embeddings")
+    assert "resumed from" in r.stdout and "at global step 4" in r.stdout
