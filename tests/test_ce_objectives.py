@@ -257,3 +257,36 @@ def test_a_run_resumes_only_with_the_freeze_flag_it_was_trained_with(small, tiny
     assert sorted(os.listdir(tmp_path / "frozen" / "model_4")) == before
     r = cli(tmp_path / "again", "--init_from_ckpt", str(tmp_path / "frozen" / "model_4"), "--freeze_embeddings")
     assert "resumed from" in r.stdout and "at global step 4" in r.stdout
+
+
+def test_interpolate_writes_the_weighted_average_of_two_checkpoints(small, tiny_model, graded_file, tmp_path):
+    """core.checkpoint.interpolate: every weight is the weighted sum of the sources' (WiSE-FT between a
+    model and its fine-tuned copy); the result is a checkpoint like any other; a checkpoint of another
+    model, weights that do not sum to 1 and writing over a source are refused, the sources untouched."""
+    import paddle
+
+    from core.checkpoint import interpolate
+    from core.errors import ModelLoadError
+
+    a = train(small, tiny_model, tmp_path / "a", small["rank_train"], "--max_steps", "3")["last_checkpoint"]
+    b = train(small, tiny_model, tmp_path / "b", graded_file, "--max_grade", "3", "--init_weights", a)[
+        "last_checkpoint"
+    ]
+    out = interpolate([a, b], [0.25, 0.75], str(tmp_path / "mix"))
+    wa, wb, mix = (paddle.load(os.path.join(d, "model_state.pdparams")) for d in (a, b, out))
+    assert mix.keys() == wa.keys()
+    for k in wa:
+        np.testing.assert_allclose(mix[k].numpy(), 0.25 * wa[k].numpy() + 0.75 * wb[k].numpy(), rtol=1e-6, atol=1e-7)
+    assert not os.path.exists(os.path.join(out, "model_state.pdopt"))  # weights only
+    rows = read_labeled_pairs(graded_file, label_values=range(4))[:8]
+    pa, pb, pm = (probabilities(d, rows) for d in (a, b, out))
+    assert np.isfinite(pm).all() and not np.allclose(pm, pa) and not np.allclose(pm, pb)
+    other = paddle.nn.Linear(2, 2)
+    paddle.save(other.state_dict(), str(tmp_path / "other.pdparams"))
+    with pytest.raises(ModelLoadError, match="not the same model"):
+        interpolate([a, str(tmp_path / "other.pdparams")], [0.5, 0.5], str(tmp_path / "bad"))
+    with pytest.raises(ModelLoadError, match="sum to 1"):
+        interpolate([a, b], [0.5, 0.6], str(tmp_path / "bad"))
+    with pytest.raises(ModelLoadError, match="is one of the checkpoints averaged"):
+        interpolate([a, b], [0.5, 0.5], b)
+    np.testing.assert_array_equal(paddle.load(os.path.join(b, "model_state.pdparams"))[k].numpy(), wb[k].numpy())
