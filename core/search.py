@@ -7,8 +7,10 @@
 
 Re-ranking modes: "fused" (the default) orders by reciprocal-rank fusion of the recall order and
 the ranker's order, score w/(k + recall rank) + 1/(k + ranker rank) with ranks from 1 and the recall
-weight w (1 by default; below 1 a strong ranker is pulled less towards the recall order); "ranker"
-orders by the ranker's score alone (PaddleNLP's run_system.py). On KUAKE-QTR the ranker alone
+weight w (1 by default; below 1 a strong ranker is pulled less towards the recall order);
+"score_fused" by w * minmax(recall similarity) + minmax(ranker score) over the recalled list (`fuse_scores`:
+a large gap between scores counts more than a small one); "ranker" orders by the ranker's score alone
+(PaddleNLP's run_system.py). On KUAKE-QTR the ranker alone
 lowers NDCG@10 of the recalled list while the fusion raises it (benchmarks/results/recall_quality.md).
 Without a ranker, or with rerank=False, the recall order is returned (rank_score is then None).
 """
@@ -23,7 +25,7 @@ from .data import check_text
 from .errors import DataError
 from .interfaces import Embedder, Index, Scorer
 
-RERANK_MODES = ("fused", "ranker")
+RERANK_MODES = ("fused", "score_fused", "ranker")
 MAX_RECALL_NUM = 1000
 
 
@@ -62,12 +64,20 @@ def fuse_scores(
 
 
 def rerank_order(
-    scores: Sequence[float], mode: str = "fused", k: int = 10, recall_weight: float = 1.0
+    scores: Sequence[float],
+    mode: str = "fused",
+    k: int = 10,
+    recall_weight: float = 1.0,
+    recall_scores: Sequence[float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Order of recalled rows (given in recall order) after re-ranking by `mode`: (order, fused scores
-    or None for mode "ranker")."""
+    or None for mode "ranker"). Mode "score_fused" needs the rows' recall similarities (recall_scores)."""
     if mode == "fused":
         return fuse(scores, k, recall_weight)
+    if mode == "score_fused":
+        if recall_scores is None:
+            raise DataError("rerank score_fused needs the recall similarities of the rows")
+        return fuse_scores(recall_scores, scores, recall_weight)
     return np.argsort(-np.asarray(scores, dtype=np.float64).reshape(-1), kind="mergesort"), None
 
 
@@ -142,7 +152,7 @@ class SearchPipeline:
         scores = fused = None
         if mode and self.ranker is not None and hits:
             scores = np.asarray(self.ranker.score([(query, h.text) for h in hits]), dtype=np.float64).reshape(-1)
-            order, fused = rerank_order(scores, mode, self.rrf_k, weight)
+            order, fused = rerank_order(scores, mode, self.rrf_k, weight, [h.similarity for h in hits])
         else:
             order = np.arange(len(hits))
         t2 = time.perf_counter()

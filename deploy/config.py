@@ -34,9 +34,11 @@ A Paddle Serving config_nlp.yml itself is accepted too: every `op` whose
     search:                  # optional: end-to-end search, POST /search and Pipeline service "search"
       encoder: recall        # a kind: encoder model above (embeds the query)
       ranker: ranker         # a kind: ranker model above (re-ranks the recalled titles); null: recall order
-      rerank: fused          # fused: reciprocal-rank fusion of recall and ranker orders; ranker: ranker score only
+      rerank: fused          # fused: reciprocal-rank fusion of recall and ranker orders; score_fused:
+                             # w * minmax(recall similarity) + minmax(ranker score); ranker: ranker score only
       rrf_k: 10              # the k of the fusion, 1/(k + rank)
-      recall_weight: 1.0     # the fusion's weight of the recall order, w/(k + recall rank); 0..1
+      recall_weight: 1.0     # the fusion's weight of the recall side, w/(k + recall rank) (score_fused:
+                             # w * minmax(recall similarity)); 0..1
                              # (0.5, chosen on training queries, for the 4,000-step ranker:
                              # benchmarks/results/recall_e2e_fusion.md)
       milvus_uri: ../work_dirs/milvus.db   # Milvus Lite path (relative to this file) or http://host:19530

@@ -28,7 +28,7 @@ def format_results(query, results):
 def main(argv=None):
     from core.engine import EncoderEngine, RankerEngine
     from core.index import MilvusIndex
-    from core.search import SearchPipeline
+    from core.search import RERANK_MODES, SearchPipeline
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--encoder_dir", required=True, help="exported recall encoder (the one that built the index)")
@@ -40,12 +40,16 @@ def main(argv=None):
     p.add_argument(
         "--rerank",
         default="fused",
-        choices=["fused", "ranker"],
-        help="fused: reciprocal-rank fusion of the recall and ranker orders; ranker: ranker score only",
+        choices=RERANK_MODES,
+        help="fused: reciprocal-rank fusion of the recall and ranker orders; score_fused: w * minmax(recall "
+        "similarity) + minmax(ranker score); ranker: ranker score only",
     )
     p.add_argument("--rrf_k", type=int, default=10, help="the k of the fusion, 1/(k + rank)")
     p.add_argument(
-        "--recall_weight", type=float, default=1.0, help="the fusion's weight of the recall order, w/(k + rank)"
+        "--recall_weight",
+        type=float,
+        default=1.0,
+        help="the fusion's weight of the recall side: w/(k + rank), or w * minmax(similarity) for score_fused",
     )
     p.add_argument("--json", action="store_true")
     add_index_args(p)

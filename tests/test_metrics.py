@@ -129,6 +129,11 @@ def test_score_fusion_adds_the_min_max_scaled_scores(weight):
     # a gap counts: the ranker's 0.99 against 0.01 beats a small recall lead, a 0.51 against 0.49 does not
     assert list(fuse_scores([0.9, 0.8, 0.7], [0.01, 0.99, 0.5], 1.0)[0])[0] == 1
     assert list(fuse_scores([0.9, 0.89, 0.7], [0.49, 0.51, 0.0], 1.0)[0])[0] == 0
+    from core.search import rerank_order
+
+    np.testing.assert_array_equal(rerank_order(scores, "score_fused", 10, weight, sims)[0], order)
+    with pytest.raises(DataError, match="score_fused needs the recall similarities"):
+        rerank_order(scores, "score_fused", 10, weight)
     with pytest.raises(DataError, match="3 recall scores for 2 ranker scores"):
         fuse_scores([0.9, 0.8, 0.7], [0.1, 0.2], weight)
     with pytest.raises(DataError, match="recall_weight must be a number from 0 to 1"):

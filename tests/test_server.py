@@ -404,7 +404,7 @@ def test_search_recalls_from_milvus_and_reranks(served):
         ({"query": "  "}, 400, "query is empty"),
         ({"query": "感冒", "top_k": 0}, 400, "top_k must be an integer"),
         ({"query": "感冒", "recall_num": "many"}, 400, "recall_num must be an integer"),
-        ({"query": "感冒", "rerank": "best"}, 400, "rerank must be one of fused, ranker"),
+        ({"query": "感冒", "rerank": "best"}, 400, "rerank must be one of fused, score_fused, ranker"),
         ({"query": "感冒", "recall_weight": 2}, 400, "recall_weight must be a number from 0 to 1"),
         ({"query": "感冒", "recall_weight": "0.5"}, 400, "recall_weight must be a number from 0 to 1"),
         ({"top_k": 3}, 400, "query must be a string"),
@@ -494,3 +494,24 @@ def test_search_over_pipeline_grpc_and_run_system(served, tmp_path):
     )
     ranked = [l.split("  ")[-1] for l in p.stdout.splitlines() if l.strip()[:2] in [f"{i}." for i in range(1, 7)]]
     assert ranked == [x["text"] for x in by_ranker], p.stdout
+    # the score fusion: each result's fused_score is 0.5 * minmax(recall similarity) + minmax(ranker score)
+    # over the recalled list (all 6 returned here), best first; the same over Pipeline gRPC and run_system.py
+    ask = {"query": "感冒吃什么药", "top_k": 6, "recall_num": 6, "rerank": "score_fused", "recall_weight": 0.5}
+    by_score = requests.post(served["base"] + "/search", json=ask, timeout=60).json()["results"]
+    sims = np.array([x["recall_similarity"] for x in by_score])
+    scores = np.array([x["rank_score"] for x in by_score])
+    want_fused = 0.5 * (sims - sims.min()) / np.ptp(sims) + (scores - scores.min()) / np.ptp(scores)
+    got = [x["fused_score"] for x in by_score]
+    rounding = 2e-6 * (0.5 / np.ptp(sims) + 1 / np.ptp(scores))  # the reply's scores have 6 digits
+    np.testing.assert_allclose(got, want_fused, atol=rounding + 1e-6)
+    assert got == sorted(got, reverse=True)
+    err, msg, value = PipelineRpcClient(served["rpc"]).call([json.dumps(ask)], service="search")
+    assert err == 0 and [x["text"] for x in json.loads(value[0])] == [x["text"] for x in by_score]
+    p = run(
+        ["deploy/python/run_system.py", "--server", served["rpc"], "--encoder_service", "encoder", "--ranker_service",
+         "ernie_matching", "--milvus_uri", served["milvus"], "--collection", "titles", "--recall_num", "6",
+         "--top_k", "6", "--rerank", "score_fused", "--recall_weight", "0.5", "--output_dir", str(tmp_path),
+         "--query", "感冒吃什么药"]
+    )  # fmt: skip
+    ranked = [l.split("  ")[-1] for l in p.stdout.splitlines() if l.strip()[:2] in [f"{i}." for i in range(1, 7)]]
+    assert ranked == [x["text"] for x in by_score], p.stdout

@@ -1,7 +1,7 @@
 """End-to-end search as a registered service: `POST /search` and the Pipeline service "search".
 
-    POST /search  {"query", "top_k", "recall_num", "rerank": true | false | "fused" | "ranker",
-                   "recall_weight": 0..1 (the fusion's weight of the recall order; default: the config's)}
+    POST /search  {"query", "top_k", "recall_num", "rerank": true | false | "fused" | "score_fused" | "ranker",
+                   "recall_weight": 0..1 (the fusion's weight of the recall side; default: the config's)}
                   -> {"query", "results": [{"rank", "id", "text", "recall_similarity", "rank_score",
                       "fused_score"}], "timings_ms"}
     Pipeline      value[i]: a query text or JSON {"query", "top_k", "rerank", "recall_weight"}

@@ -6,8 +6,8 @@
 2. this process searches Milvus (a Milvus server, or the Lite database the search server exposes
    on search.milvus_port) and writes recall_result.csv;
 3. the server's ranker service scores (query, title) pairs; results ordered by the fusion of recall and
-   ranker orders (--rerank fused, the default) or by the ranker's score (--rerank ranker, PaddleNLP's
-   order) -> rank_result.csv.
+   ranker orders (--rerank fused, the default), of their scores (--rerank score_fused) or by the ranker's
+   score (--rerank ranker, PaddleNLP's order) -> rank_result.csv.
 --one_call sends the query to the server's "search" service instead (recall and re-rank in one request).
 """
 
@@ -18,6 +18,7 @@ import os
 import time
 
 from core.cli import run_cli
+from core.search import RERANK_MODES
 from deploy.python.rpc_client import PipelineRpcClient
 
 
@@ -53,7 +54,7 @@ def run(clients, args, query, index=None):
     t3 = time.perf_counter()
     from core.search import rerank_order
 
-    order = rerank_order(scores, args.rerank, args.rrf_k, args.recall_weight)[0]
+    order = rerank_order(scores, args.rerank, args.rrf_k, args.recall_weight, [h.similarity for h in hits])[0]
     ranked = [(hits[i], scores[i]) for i in order]
     write_csv(os.path.join(args.output_dir, "rank_result.csv"), [(query, h.text, s) for h, s in ranked])
     print(
@@ -80,13 +81,16 @@ def main(argv=None):
     p.add_argument(
         "--rerank",
         default="fused",
-        choices=["fused", "ranker"],
-        help="fused: reciprocal-rank fusion of the recall and ranker orders; ranker: ranker score only "
-        "(PaddleNLP's order)",
+        choices=RERANK_MODES,
+        help="fused: reciprocal-rank fusion of the recall and ranker orders; score_fused: w * minmax(recall "
+        "similarity) + minmax(ranker score); ranker: ranker score only (PaddleNLP's order)",
     )
     p.add_argument("--rrf_k", type=int, default=10, help="the k of the fusion, 1/(k + rank)")
     p.add_argument(
-        "--recall_weight", type=float, default=1.0, help="the fusion's weight of the recall order, w/(k + rank)"
+        "--recall_weight",
+        type=float,
+        default=1.0,
+        help="the fusion's weight of the recall side: w/(k + rank), or w * minmax(similarity) for score_fused",
     )
     p.add_argument("--output_dir", default=".", help="where recall_result.csv and rank_result.csv go")
     p.add_argument("--query", action="append", required=True)
