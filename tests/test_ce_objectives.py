@@ -290,3 +290,12 @@ def test_interpolate_writes_the_weighted_average_of_two_checkpoints(small, tiny_
     with pytest.raises(ModelLoadError, match="is one of the checkpoints averaged"):
         interpolate([a, b], [0.5, 0.5], b)
     np.testing.assert_array_equal(paddle.load(os.path.join(b, "model_state.pdparams"))[k].numpy(), wb[k].numpy())
+    r = run(["cross_encoder/interpolate.py", "--checkpoints", a, b, "--weights", "0.25", "0.75", "--output_path",
+             str(tmp_path / "cli")])  # fmt: skip
+    assert "wrote" in r.stdout
+    np.testing.assert_array_equal(
+        paddle.load(str(tmp_path / "cli" / "model_state.pdparams"))[k].numpy(), mix[k].numpy()
+    )
+    r = run(["cross_encoder/interpolate.py", "--checkpoints", a, b, "--weights", "0.5", "--output_path",
+             str(tmp_path / "cli2")], check=False)  # fmt: skip
+    assert r.returncode == 2 and "one weight each" in r.stderr and "Traceback" not in r.stderr
