@@ -351,7 +351,7 @@ def test_paddle_serving_config_nlp_yml_is_accepted(tmp_path):
     models = [{"name": "r", "model_dir": "x"}, {"name": "e", "model_dir": "y", "kind": "encoder"}]
     search = from_dict({"models": models, "search": {"encoder": "e", "ranker": "r"}}, base_dir=str(tmp_path))["search"]
     assert (search["rerank"], search["rrf_k"], search["recall_weight"]) == ("fused", 10, 1.0)
-    with pytest.raises(ConfigError, match="search: 'rerank' must be one of fused, ranker, got 'best'"):
+    with pytest.raises(ConfigError, match="search: 'rerank' must be one of fused, score_fused, ranker, got 'best'"):
         from_dict({"models": models, "search": {"encoder": "e", "ranker": "r", "rerank": "best"}})
     for bad in (1.5, -1, "half", True):
         with pytest.raises(ConfigError, match="search: 'recall_weight' must be a number from 0 to 1"):

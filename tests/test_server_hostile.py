@@ -319,7 +319,13 @@ CASES = [
     ("search_recall_huge", SEARCH, {"query": "感冒", "recall_num": 10**6}, 400, "recall_num must be an integer"),
     ("search_recall_string", SEARCH, {"query": "感冒", "recall_num": "many"}, 400, "recall_num must be an integer"),
     ("search_rerank_number", SEARCH, {"query": "感冒", "rerank": 5}, 400, "rerank must be one of"),
-    ("search_rerank_best", SEARCH, {"query": "感冒", "rerank": "best"}, 400, "rerank must be one of fused, ranker"),
+    (
+        "search_rerank_best",
+        SEARCH,
+        {"query": "感冒", "rerank": "best"},
+        400,
+        "rerank must be one of fused, score_fused, ranker",
+    ),
     (
         "search_recall_weight_negative",
         SEARCH,
