@@ -1,4 +1,4 @@
-"""Average the weights of checkpoints of one model: WiSE-FT between a fine-tuned model and the one it
+r"""Average the weights of checkpoints of one model: WiSE-FT between a fine-tuned model and the one it
 started from, or checkpoints of one run (any trainer's checkpoints: cross-encoder, pairwise, recall).
 
     python cross_encoder/interpolate.py --checkpoints work_dirs/rocketqa/ce_binary/model_600 \
