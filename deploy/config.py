@@ -40,7 +40,9 @@ A Paddle Serving config_nlp.yml itself is accepted too: every `op` whose
       recall_weight: 1.0     # the fusion's weight of the recall side, w/(k + recall rank) (score_fused:
                              # w * minmax(recall similarity)); 0..1
                              # (0.5, chosen on training queries, for the 4,000-step ranker:
-                             # benchmarks/results/recall_e2e_fusion.md)
+                             # benchmarks/results/recall_e2e_fusion.md; with the cross-encoder
+                             # rankers score_fused beats fused at each weight, recall weight 0.75
+                             # for the 3,000-step ranker: recall_e2e_score_fusion.md)
       milvus_uri: ../work_dirs/milvus.db   # Milvus Lite path (relative to this file) or http://host:19530
       collection: kuake_titles
       recall_num: 50         # titles recalled per query before re-ranking
