@@ -226,7 +226,7 @@ def train(
         state, opt_file = checkpoint.load_state(args.init_from_ckpt)
         if state is not None:
             frozen = bool(getattr(args, "freeze_embeddings", False))
-            if bool(state.get("freeze_embeddings", False)) != frozen:
+            if "freeze_embeddings" in state and bool(state["freeze_embeddings"]) != frozen:  # older runs: no key
                 raise DataError(
                     f"--init_from_ckpt {args.init_from_ckpt}: that run was trained "
                     f"{'with' if not frozen else 'without'} --freeze_embeddings, so its optimizer state fits another "
