@@ -460,13 +460,14 @@ def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir, similarity_b
     orders, k=10; core.search.rerank_order, as /search), and fused at each of --recall_weights (the
     search.recall_weight of the recall order); with --score_fusion_weights and the recall similarities
     (similarity_by_system), also by core.search.fuse_scores at each of those weights. Ranker scores
-    are cached across systems."""
+    are cached across systems. reranker_dir "A+B" is an ensemble: the mean of the rankers' scores, each
+    min-max scaled over the recalled list (ensemble_scores), is the ranker score."""
     from core.search import fuse_scores, rerank_order
 
     rng = np.random.RandomState(0)
     idx = sorted(rng.permutation(len(ds["queries"]))[: args.rerank_queries].tolist())
-    engine = ranker_engine(reranker_dir)
-    cache, out = {}, {}
+    members = [(ranker_engine(d), {}) for d in reranker_dir.split("+")]
+    out = {}
     t0 = time.perf_counter()
     for system, retrieved in retrieved_by_system.items():
         before, after, fused, oracle, relevant = [], [], [], [], []
@@ -483,10 +484,13 @@ def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir, similarity_b
         for i in idx:
             q = ds["queries"][i]
             cand = retrieved[i][: args.rerank_depth]
-            todo = [t for t in cand if (q, t) not in cache]
-            if todo:
-                cache.update(zip([(q, t) for t in todo], engine.score([(q, t) for t in todo])))
-            scores = np.array([cache[(q, t)] for t in cand])
+            per_ranker = []
+            for engine, cache in members:
+                todo = [t for t in cand if (q, t) not in cache]
+                if todo:
+                    cache.update(zip([(q, t) for t in todo], engine.score([(q, t) for t in todo])))
+                per_ranker.append([cache[(q, t)] for t in cand])
+            scores = ensemble_scores(per_ranker)
             by_ranker = [cand[j] for j in rerank_order(scores, "ranker")[0]]
             by_fusion = [cand[j] for j in rerank_order(scores, "fused", 10)[0]]
             ideal = ideal_dcg10(q, label)
@@ -532,8 +536,22 @@ def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir, similarity_b
         "depth": args.rerank_depth,
         "systems": out,
         "rerank_seconds": round(time.perf_counter() - t0, 1),
-        "reranker": os.path.relpath(reranker_dir, ROOT),
+        "reranker": "+".join(os.path.relpath(d, ROOT) for d in reranker_dir.split("+")),
     }
+
+
+def ensemble_scores(per_ranker) -> np.ndarray:
+    """One recalled list's scores from several rankers ([ranker][row]): one ranker's own scores, or for
+    an ensemble the mean of each ranker's scores min-max scaled over the list (a list of equal scores
+    scales to 0), so that no ranker's score range outweighs another's."""
+    if len(per_ranker) == 1:
+        return np.asarray(per_ranker[0], dtype=np.float64)
+    scaled = []
+    for values in per_ranker:
+        v = np.asarray(values, dtype=np.float64)
+        span = v.max() - v.min() if len(v) else 0.0
+        scaled.append((v - v.min()) / span if span > 0 else np.zeros_like(v))
+    return np.mean(scaled, axis=0)
 
 
 def choose_k_and_weight(by_k: dict) -> tuple[int, float]:
@@ -674,7 +692,8 @@ def main():
         "--more_rerankers",
         nargs="*",
         default=[],
-        help="NAME=EXPORT_DIR: end to end also re-ranked by these, each beside --reranker_dir on the same recall",
+        help="NAME=EXPORT_DIR: end to end also re-ranked by these, each beside --reranker_dir on the same recall; "
+        "NAME=DIR_A+DIR_B re-ranks by an ensemble: the mean of the rankers' min-max scaled scores per list",
     )
     p.add_argument(
         "--external_encoders",
@@ -796,8 +815,11 @@ def main():
         rerankers = {"": args.reranker_dir}
         for item in args.more_rerankers:
             ranker, sep, path = item.partition("=")
-            if not sep or not os.path.isdir(path):
-                raise SystemExit(f"--more_rerankers {item}: expected NAME=EXPORT_DIR (an exported ranker)")
+            if not sep or not all(os.path.isdir(d) for d in path.split("+")):
+                raise SystemExit(
+                    f"--more_rerankers {item}: expected NAME=EXPORT_DIR (an exported ranker) or "
+                    "NAME=EXPORT_DIR+EXPORT_DIR (an ensemble)"
+                )
             rerankers[ranker] = path
         for name, queries in query_sets.items():
             by_system = {s: retrieved_by[("kuake_qtr", s)] if name == "kuake_qtr" else more_by[(name, s)] for s in pick}

@@ -644,7 +644,7 @@ def test_recall_benchmark_dev_counts_every_judged_positive(data_dir, monkeypatch
     assert len(set(tune_q)) == 20 and all(train[q] == rel for q, rel in zip(tune_q, tune_rel))
 
 
-def test_recall_benchmark_end_to_end_orders_and_ceiling(served, monkeypatch):
+def test_recall_benchmark_end_to_end_orders_and_ceiling(served, tiny_model, tmp_path, monkeypatch):
     """benchmarks/recall_quality.py's end to end: NDCG@10 of the recall order, the ranker's and the
     fused order of each top 20, and the oracle (the same titles sorted by label), which no order
     exceeds; unjudged titles in each order's top 10 are counted, and each order of the judged titles alone
@@ -658,6 +658,7 @@ def test_recall_benchmark_end_to_end_orders_and_ceiling(served, monkeypatch):
         TUNE_SET,
         choose_k_and_weight,
         choose_weight,
+        ensemble_scores,
         ndcg10,
         ranker_engine,
         rerank_ndcg,
@@ -738,6 +739,33 @@ def test_recall_benchmark_end_to_end_orders_and_ceiling(served, monkeypatch):
     assert m["ndcg@10_judged_only_recall"] > m["ndcg@10_recall_order"]  # query 0's best title moves up from 12th
     for key in ("recall", "ranker", "fused"):
         assert m[f"ndcg@10_judged_only_{key}"] <= m["ndcg@10_oracle"]
+    # an ensemble "A+B" re-ranks by the mean of each ranker's scores min-max scaled over the list
+    import paddle
+
+    from core.exporting import export_static
+    from ernie_matching.common import build
+
+    paddle.seed(8)
+    model, tokenizer, _, _ = build(tiny_model)
+    other = str(tmp_path / "other")
+    export_static(model, other)
+    tokenizer.save_pretrained(other)
+    assert ensemble_scores([[3.0, 1.0, 2.0], [0.5, 0.7, 0.6]]).tolist() == [0.5, 0.5, 0.5]
+    assert ensemble_scores([[2.0, 2.0], [0.1, 0.3]]).tolist() == [0.0, 0.5]  # equal scores scale to 0
+    assert ensemble_scores([[0.2, 0.9]]).tolist() == [0.2, 0.9]  # one ranker: its own scores
+    ens = rerank_ndcg({"queries": queries}, {"sys": retrieved}, args, label, served["exported"] + "+" + other)
+    other_engine = ranker_engine(other)
+    want = {"ranker": [], "fused": []}
+    for q, cand in zip(queries, retrieved):
+        pairs = [(q, t) for t in cand]
+        both_scores = [engine.score(pairs), other_engine.score(pairs)]
+        assert not np.allclose(*both_scores)  # two different rankers
+        scores = ensemble_scores(both_scores)
+        for mode in want:
+            want[mode].append(ndcg10([cand[j] for j in rerank_order(scores, mode)[0]], q, label))
+    assert ens["systems"]["sys"]["ndcg@10_reranked"] == pytest.approx(float(np.mean(want["ranker"])), abs=1e-4)
+    assert ens["systems"]["sys"]["ndcg@10_fused"] == pytest.approx(float(np.mean(want["fused"])), abs=1e-4)
+    assert ens["reranker"].count("+") == 1
 
 
 def test_batch_neg_freeze_embeddings_keeps_the_word_embeddings(recall_data, tiny_model, tmp_path):
