@@ -300,6 +300,17 @@ def ranker_engine(ranker_dir):
     )
 
 
+_MEMBERS = {}  # export dir -> (engine, {(query, title): score}): an ensemble reuses its members' scores
+
+
+def scoring_member(ranker_dir):
+    """The engine of an exported ranker and its score cache, shared by every end-to-end run of this process."""
+    key = os.path.realpath(ranker_dir)
+    if key not in _MEMBERS:
+        _MEMBERS[key] = (ranker_engine(ranker_dir), {})
+    return _MEMBERS[key]
+
+
 def rescored(scores_file, ranker_dir):
     """The (query, title) pairs of a mining scores file scored by another exported ranker, in the same
     query\ttitle\tscore format (cached beside it)."""
@@ -460,13 +471,14 @@ def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir, similarity_b
     orders, k=10; core.search.rerank_order, as /search), and fused at each of --recall_weights (the
     search.recall_weight of the recall order); with --score_fusion_weights and the recall similarities
     (similarity_by_system), also by core.search.fuse_scores at each of those weights. Ranker scores
-    are cached across systems. reranker_dir "A+B" is an ensemble: the mean of the rankers' scores, each
-    min-max scaled over the recalled list (ensemble_scores), is the ranker score."""
+    are cached across systems and runs (scoring_member). reranker_dir "A+B" is an ensemble: the mean
+    of the rankers' scores, each min-max scaled over the recalled list (ensemble_scores), is the
+    ranker score."""
     from core.search import fuse_scores, rerank_order
 
     rng = np.random.RandomState(0)
     idx = sorted(rng.permutation(len(ds["queries"]))[: args.rerank_queries].tolist())
-    members = [(ranker_engine(d), {}) for d in reranker_dir.split("+")]
+    members = [scoring_member(d) for d in reranker_dir.split("+")]
     out = {}
     t0 = time.perf_counter()
     for system, retrieved in retrieved_by_system.items():
