@@ -28,6 +28,8 @@ of the recall order (search.recall_weight), and the weight each ranker gets from
 queries (kuake_qtr_train_tune, end to end only; the rankers trained on those queries' pairs), applied
 unchanged to dev and to the unseen queries. --rrf_ks 2,5,10,30 scores each k of the fusion
 (search.rrf_k) at each of those weights too, and reports the (k, weight) pair chosen on the same queries.
+--more_rerankers NAME=DIR puts more rankers side by side; NAME=DIR_A+DIR_B is an ensemble of two, which
+re-ranks by the mean of their scores, each min-max scaled over the recalled list.
 Writes benchmarks/results/NAME.{md,json} and NAME_recall_at_k.png (--name, default recall_quality).
 """
 
