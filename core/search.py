@@ -5,13 +5,15 @@
     -> [{"rank": 1, "id": 17, "text": "...", "recall_similarity": 0.83, "rank_score": 0.91,
          "fused_score": 0.18}, ...]
 
-Re-ranking modes: "fused" (the default) orders by reciprocal-rank fusion of the recall order and
+Re-ranking modes: "fused" orders by reciprocal-rank fusion of the recall order and
 the ranker's order, score w/(k + recall rank) + 1/(k + ranker rank) with ranks from 1 and the recall
 weight w (1 by default; below 1 a strong ranker is pulled less towards the recall order);
-"score_fused" by w * minmax(recall similarity) + minmax(ranker score) over the recalled list (`fuse_scores`:
-a large gap between scores counts more than a small one); "ranker" orders by the ranker's score alone
-(PaddleNLP's run_system.py). On KUAKE-QTR the ranker alone
-lowers NDCG@10 of the recalled list while the fusion raises it (benchmarks/results/recall_quality.md).
+"score_fused" (the default) by w * minmax(recall similarity) + minmax(ranker score) over the recalled list
+(`fuse_scores`: a large gap between scores counts more than a small one; at weight 1 it beats "fused" by
+0.5-0.8 NDCG@10 points for the cross-encoder, the pairwise model and the binary cross-encoder alike, on
+KUAKE-QTR dev and unseen queries, benchmarks/results/recall_e2e_ensemble.md); "ranker" orders by the
+ranker's score alone (PaddleNLP's run_system.py). On KUAKE-QTR the binary cross-encoder alone lowers
+NDCG@10 of the recalled list while either fusion raises it (benchmarks/results/recall_quality.md).
 Without a ranker, or with rerank=False, the recall order is returned (rank_score is then None).
 """
 
@@ -26,6 +28,7 @@ from .errors import DataError
 from .interfaces import Embedder, Index, Scorer
 
 RERANK_MODES = ("fused", "score_fused", "ranker")
+DEFAULT_RERANK = "score_fused"
 MAX_RECALL_NUM = 1000
 
 
@@ -101,7 +104,7 @@ class SearchPipeline:
         ranker: Scorer | None = None,
         recall_num: int = 50,
         max_top_k: int = 200,
-        rerank: str = "fused",
+        rerank: str = DEFAULT_RERANK,
         rrf_k: int = 10,
         recall_weight: float = 1.0,
     ):

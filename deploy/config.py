@@ -34,15 +34,16 @@ A Paddle Serving config_nlp.yml itself is accepted too: every `op` whose
     search:                  # optional: end-to-end search, POST /search and Pipeline service "search"
       encoder: recall        # a kind: encoder model above (embeds the query)
       ranker: ranker         # a kind: ranker model above (re-ranks the recalled titles); null: recall order
-      rerank: fused          # fused: reciprocal-rank fusion of recall and ranker orders; score_fused:
-                             # w * minmax(recall similarity) + minmax(ranker score); ranker: ranker score only
+      rerank: score_fused    # score_fused (the default): w * minmax(recall similarity) + minmax(ranker score)
+                             # over the recalled list; fused: reciprocal-rank fusion of the recall and ranker
+                             # orders; ranker: ranker score only
       rrf_k: 10              # the k of the fusion, 1/(k + rank)
       recall_weight: 1.0     # the fusion's weight of the recall side, w/(k + recall rank) (score_fused:
                              # w * minmax(recall similarity)); 0..1
-                             # (0.5, chosen on training queries, for the 4,000-step ranker:
-                             # benchmarks/results/recall_e2e_fusion.md; with the cross-encoder
-                             # rankers score_fused beats fused at each weight, recall weight 0.75
-                             # for the 3,000-step ranker: recall_e2e_score_fusion.md)
+                             # (at weight 1 score_fused beats fused by 0.5-0.8 NDCG@10 points for the
+                             # cross-encoders and the pairwise model: benchmarks/results/recall_e2e_ensemble.md;
+                             # chosen on training queries: score_fused 0.75 for the 3,000-step ranker, 0.5 for
+                             # the pairwise model; fused 0.5 for the 4,000-step ranker, recall_e2e_fusion.md)
       milvus_uri: ../work_dirs/milvus.db   # Milvus Lite path (relative to this file) or http://host:19530
       collection: kuake_titles
       recall_num: 50         # titles recalled per query before re-ranking
@@ -213,9 +214,9 @@ def _weight(raw, key, where):
 
 
 def _rerank_mode(raw, where):
-    from core.search import RERANK_MODES
+    from core.search import DEFAULT_RERANK, RERANK_MODES
 
-    mode = raw.get("rerank", "fused")
+    mode = raw.get("rerank", DEFAULT_RERANK)
     if mode not in RERANK_MODES:
         raise ConfigError(f"{where}: 'rerank' must be one of {', '.join(RERANK_MODES)}, got {mode!r}")
     return mode

@@ -28,7 +28,7 @@ def format_results(query, results):
 def main(argv=None):
     from core.engine import EncoderEngine, RankerEngine
     from core.index import MilvusIndex
-    from core.search import RERANK_MODES, SearchPipeline
+    from core.search import DEFAULT_RERANK, RERANK_MODES, SearchPipeline
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--encoder_dir", required=True, help="exported recall encoder (the one that built the index)")
@@ -39,10 +39,10 @@ def main(argv=None):
     p.add_argument("--recall_num", type=int, default=50, help="titles recalled before re-ranking")
     p.add_argument(
         "--rerank",
-        default="fused",
+        default=DEFAULT_RERANK,
         choices=RERANK_MODES,
-        help="fused: reciprocal-rank fusion of the recall and ranker orders; score_fused: w * minmax(recall "
-        "similarity) + minmax(ranker score); ranker: ranker score only",
+        help="score_fused (the default): w * minmax(recall similarity) + minmax(ranker score) over the recalled "
+        "list; fused: reciprocal-rank fusion of the recall and ranker orders; ranker: ranker score only",
     )
     p.add_argument("--rrf_k", type=int, default=10, help="the k of the fusion, 1/(k + rank)")
     p.add_argument(

@@ -73,7 +73,7 @@ search:
   milvus_uri: milvus.db
   collection: kuake_titles
   recall_num: 50
-  rerank: fused
+  rerank: score_fused
   top_k: 5
   milvus_port: $MILVUS_PORT
 YML

@@ -350,7 +350,7 @@ def test_paddle_serving_config_nlp_yml_is_accepted(tmp_path):
         from_dict({"http_port": 1})
     models = [{"name": "r", "model_dir": "x"}, {"name": "e", "model_dir": "y", "kind": "encoder"}]
     search = from_dict({"models": models, "search": {"encoder": "e", "ranker": "r"}}, base_dir=str(tmp_path))["search"]
-    assert (search["rerank"], search["rrf_k"], search["recall_weight"]) == ("fused", 10, 1.0)
+    assert (search["rerank"], search["rrf_k"], search["recall_weight"]) == ("score_fused", 10, 1.0)
     with pytest.raises(ConfigError, match="search: 'rerank' must be one of fused, score_fused, ranker, got 'best'"):
         from_dict({"models": models, "search": {"encoder": "e", "ranker": "r", "rerank": "best"}})
     for bad in (1.5, -1, "half", True):
@@ -378,18 +378,24 @@ def test_search_recalls_from_milvus_and_reranks(served):
     plain = requests.post(url, json={"query": "头疼", "rerank": False, "top_k": 6}, timeout=60).json()["results"]
     sims = [x["recall_similarity"] for x in plain]
     assert sims == sorted(sims, reverse=True) and plain[0]["rank_score"] is None
-    # the default: reciprocal-rank fusion (k = 10) of the recall order and the ranker's order, the
-    # recall order weighted by the config's recall_weight (0.5 here)
-    fused = requests.post(url, json={"query": "头疼", "top_k": 6}, timeout=60).json()["results"]
-    assert sorted(x["text"] for x in fused) == sorted(x["text"] for x in plain)
+    # the default (rerank: score_fused): the recall similarities and the ranker's scores, each min-max
+    # scaled over the recalled list (all 6 here), the similarities weighted by the config's recall_weight (0.5)
+    by_score = requests.post(url, json={"query": "头疼", "top_k": 6}, timeout=60).json()["results"]
+    assert sorted(x["text"] for x in by_score) == sorted(x["text"] for x in plain)
     ranker = served["engine"].score([("头疼", x["text"]) for x in plain])
+    sim, ranker = np.asarray(sims), np.asarray(ranker)
+    scaled_sims, scaled_ranker = (sim - sim.min()) / np.ptp(sim), (ranker - ranker.min()) / np.ptp(ranker)
+    want = dict(zip([x["text"] for x in plain], 0.5 * scaled_sims + scaled_ranker))
+    rounding = 2e-6 * (0.5 / np.ptp(sim) + 1 / np.ptp(ranker))  # the reply's similarities have 6 digits
+    got = [x["fused_score"] for x in by_score]
+    np.testing.assert_allclose(got, [want[x["text"]] for x in by_score], atol=rounding + 1e-5)
+    assert got == sorted(got, reverse=True)
+    # rerank: fused, reciprocal-rank fusion (k = 10) of the recall order and the ranker's order, at the
+    # config's recall_weight (0.5) and at a request's own: 0 is the ranker's order, 1 the unweighted fusion
     by_ranker = sorted(range(6), key=lambda i: -ranker[i])
-    rrf = {plain[i]["text"]: 0.5 / (10 + i + 1) + 1 / (10 + by_ranker.index(i) + 1) for i in range(6)}
-    np.testing.assert_allclose([x["fused_score"] for x in fused], [rrf[x["text"]] for x in fused], atol=1e-5)
-    assert [x["fused_score"] for x in fused] == sorted((x["fused_score"] for x in fused), reverse=True)
-    # a request's own recall_weight: 0 is the ranker's order, 1 the unweighted fusion
-    for w in (0, 1):
-        got = requests.post(url, json={"query": "头疼", "top_k": 6, "recall_weight": w}, timeout=60).json()["results"]
+    for w, own in ((0.5, {}), (0, {"recall_weight": 0}), (1, {"recall_weight": 1})):
+        ask = {"query": "头疼", "top_k": 6, "rerank": "fused", **own}
+        got = requests.post(url, json=ask, timeout=60).json()["results"]
         rrf = {plain[i]["text"]: w / (10 + i + 1) + 1 / (10 + by_ranker.index(i) + 1) for i in range(6)}
         np.testing.assert_allclose([x["fused_score"] for x in got], [rrf[x["text"]] for x in got], atol=1e-5)
         if w == 0:

@@ -5,9 +5,9 @@
 1. the server's encoder service embeds the query (Pipeline request, value = the text);
 2. this process searches Milvus (a Milvus server, or the Lite database the search server exposes
    on search.milvus_port) and writes recall_result.csv;
-3. the server's ranker service scores (query, title) pairs; results ordered by the fusion of recall and
-   ranker orders (--rerank fused, the default), of their scores (--rerank score_fused) or by the ranker's
-   score (--rerank ranker, PaddleNLP's order) -> rank_result.csv.
+3. the server's ranker service scores (query, title) pairs; results ordered by the fusion of the recall
+   similarities and ranker scores (--rerank score_fused, the default), of the recall and ranker orders
+   (--rerank fused) or by the ranker's score (--rerank ranker, PaddleNLP's order) -> rank_result.csv.
 --one_call sends the query to the server's "search" service instead (recall and re-rank in one request).
 """
 
@@ -18,7 +18,7 @@ import os
 import time
 
 from core.cli import run_cli
-from core.search import RERANK_MODES
+from core.search import DEFAULT_RERANK, RERANK_MODES
 from deploy.python.rpc_client import PipelineRpcClient
 
 
@@ -80,10 +80,11 @@ def main(argv=None):
     p.add_argument("--top_k", type=int, default=10)
     p.add_argument(
         "--rerank",
-        default="fused",
+        default=DEFAULT_RERANK,
         choices=RERANK_MODES,
-        help="fused: reciprocal-rank fusion of the recall and ranker orders; score_fused: w * minmax(recall "
-        "similarity) + minmax(ranker score); ranker: ranker score only (PaddleNLP's order)",
+        help="score_fused (the default): w * minmax(recall similarity) + minmax(ranker score) over the recalled "
+        "list; fused: reciprocal-rank fusion of the recall and ranker orders; ranker: ranker score only "
+        "(PaddleNLP's order)",
     )
     p.add_argument("--rrf_k", type=int, default=10, help="the k of the fusion, 1/(k + rank)")
     p.add_argument(
