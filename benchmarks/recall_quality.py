@@ -558,14 +558,11 @@ def ensemble_scores(per_ranker) -> np.ndarray:
     """One recalled list's scores from several rankers ([ranker][row]): one ranker's own scores, or for
     an ensemble the mean of each ranker's scores min-max scaled over the list (a list of equal scores
     scales to 0), so that no ranker's score range outweighs another's."""
+    from core.search import minmax
+
     if len(per_ranker) == 1:
         return np.asarray(per_ranker[0], dtype=np.float64)
-    scaled = []
-    for values in per_ranker:
-        v = np.asarray(values, dtype=np.float64)
-        span = v.max() - v.min() if len(v) else 0.0
-        scaled.append((v - v.min()) / span if span > 0 else np.zeros_like(v))
-    return np.mean(scaled, axis=0)
+    return np.mean([minmax(values) for values in per_ranker], axis=0)
 
 
 def choose_k_and_weight(by_k: dict) -> tuple[int, float]:

@@ -46,6 +46,13 @@ def fuse(scores: Sequence[float], k: int = 10, recall_weight: float = 1.0) -> tu
     return np.argsort(-fused, kind="mergesort"), fused
 
 
+def minmax(values) -> np.ndarray:
+    """Scores min-max scaled to [0, 1] over one list (a list of equal scores scales to 0)."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    span = v.max() - v.min() if len(v) else 0.0
+    return (v - v.min()) / span if span > 0 else np.zeros_like(v)
+
+
 def fuse_scores(
     recall_scores: Sequence[float], scores: Sequence[float], recall_weight: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -54,12 +61,6 @@ def fuse_scores(
     Weaviate's relativeScoreFusion. Unlike `fuse`, a large gap between two scores weighs more than a
     small one. Returns (order, fused): indices best first (ties keep the recall order)."""
     check_recall_weight(recall_weight)
-
-    def minmax(values):
-        v = np.asarray(values, dtype=np.float64).reshape(-1)
-        span = v.max() - v.min() if len(v) else 0.0
-        return (v - v.min()) / span if span > 0 else np.zeros_like(v)
-
     if len(recall_scores) != len(scores):
         raise DataError(f"fuse_scores: {len(recall_scores)} recall scores for {len(scores)} ranker scores")
     fused = recall_weight * minmax(recall_scores) + minmax(scores)

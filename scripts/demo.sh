@@ -87,7 +87,7 @@ for _ in $(seq 1 120); do
 done
 URL="http://127.0.0.1:$HTTP_PORT"
 
-echo "== 9. end-to-end search: recall top 50 from Milvus, re-rank with the pairwise model (fused with the recall order)"
+echo "== 9. end-to-end search: recall top 50 from Milvus, re-rank with the pairwise model (fused with the recall similarities)"
 echo "-- HTTP POST /search"
 "$PYTHON" deploy/python/search_client.py --http "$URL" --query 感冒吃什么药 --query 宝宝发烧怎么办 --query 高血压不能吃什么
 echo "-- Pipeline gRPC, service 'search'"
