@@ -123,6 +123,7 @@ def train_and_score(kind, args, sets):
                 "--in_batch_pairs",
                 args.pairwise_in_batch,
             ]
+            + (["--init_weights", args.pairwise_init_weights] if args.pairwise_init_weights else [])
             + extra
         )
         pairs_per_step = 2 * args.batch_size
@@ -168,7 +169,11 @@ def train_and_score(kind, args, sets):
     info = {
         "pooling": args.pairwise_pooling if pairwise else args.ce_pooling,
         "objective": {**PAIRWISE_OBJECTIVES, **CE_OBJECTIVES}[kind]
-        + (f"; started from the weights of {args.ce_init_weights}" if args.ce_init_weights and not pairwise else ""),
+        + (
+            f"; started from the weights of {start}"
+            if (start := args.pairwise_init_weights if pairwise else args.ce_init_weights)
+            else ""
+        ),
         "steps": result["global_step"],
         "batch_size": batch,
         "pairs_per_step": pairs_per_step,
@@ -219,6 +224,12 @@ def main():
         default=None,
         help="cross-encoder systems start from this trained checkpoint (train_ce.py --init_weights), e.g. "
         "fine-tune the binary cross-encoder on graded labels and mined negatives",
+    )
+    p.add_argument(
+        "--pairwise_init_weights",
+        default=None,
+        help="pairwise systems start from this checkpoint (train_pairwise.py --init_weights): a pairwise one, or a "
+        "cross-encoder's, whose 2-class head becomes the one logit (the run starts from its scores)",
     )
     p.add_argument(
         "--ce_listwise",

@@ -44,7 +44,7 @@ import report
 from core.data import read_corpus
 from core.errors import DataError
 from core.metrics import dcg, mrr_at_k
-from core.search import check_recall_weight
+from core.search import DEFAULT_RERANK, check_recall_weight
 from core.text import clean_field
 from recall.training import RECALL_KS, read_relevant, recall_report
 
@@ -469,7 +469,7 @@ def choose_weight(by_weight: dict) -> float:
 
 def rerank_ndcg(ds, retrieved_by_system, args, label, reranker_dir, similarity_by_system=None):
     """NDCG@10 of each recall system's top --rerank_depth: recall order, re-ranked by the ranker alone,
-    and re-ranked the way /search does by default (core.search.fuse: reciprocal-rank fusion of the two
+    and re-ranked by rank fusion (rerank: fused; core.search.fuse: reciprocal-rank fusion of the two
     orders, k=10; core.search.rerank_order, as /search), and fused at each of --recall_weights (the
     search.recall_weight of the recall order); with --score_fusion_weights and the recall similarities
     (similarity_by_system), also by core.search.fuse_scores at each of those weights. Ranker scores
@@ -968,9 +968,10 @@ def main():
             f"## End to end on {name}: recall then re-rank\n\n"
             f"Top {e2e['depth']} recalled for {e2e['queries']} queries, re-ranked by "
             f"{e2e['reranker']}. NDCG@10 with the graded labels 0..3 of every judged (query, title) "
-            "of train and dev (unjudged titles count 0). fused = what /search, recall.search and run_system.py "
-            "return by default (rerank: fused): reciprocal-rank fusion, 1/(10 + rank), of the recall order "
-            "and the ranker's order; ranker alone = rerank: ranker (PaddleNLP's order). MRR@10: the first "
+            "of train and dev (unjudged titles count 0). fused = rerank: fused, reciprocal-rank fusion, "
+            "1/(10 + rank), of the recall order and the ranker's order (what /search, recall.search and "
+            f"run_system.py return by default is rerank: {DEFAULT_RERANK}; score_fused at weight 1 is in the "
+            "Score fusion table); ranker alone = rerank: ranker (PaddleNLP's order). MRR@10: the first "
             "title judged relevant (label >= 2, train or dev) in the same top 20, recall order / ranker / "
             "fused (the ranker's MRR@10 on the recall's own top 20). oracle = the same top 20 sorted by "
             "label, the most any re-ranking of it can reach. unjudged in top 10 = titles with no label for "
@@ -984,7 +985,7 @@ def main():
                     "recall system",
                     "recall order",
                     "ranker alone",
-                    "fused (default)",
+                    "fused (RRF)",
                     "oracle",
                     "MRR@10 recall / ranker / fused",
                     "unjudged in top 10, recall / ranker / fused",

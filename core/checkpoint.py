@@ -77,26 +77,39 @@ def ckpt_dir_of(path: str) -> str:
     return path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
 
 
-def load_params(model: object, path: str) -> str:
-    """Load weights into `model`; every key of the model must be present with the right shape."""
+def read_params(path: str) -> tuple[dict, str]:
+    """(state dict, file) of a checkpoint dir or .pdparams file."""
     import paddle
 
     p = params_path(path)
     try:
-        state = paddle.load(p)
+        return paddle.load(p), p
     except Exception as e:
         raise ModelLoadError(f"{p}: cannot read parameters ({e})") from None
+
+
+def set_params(model: object, state: dict, source: str) -> None:
+    """Set `model`'s weights from `state`; every key of the model must be present with the right shape
+    (`source` names where the state came from in the error)."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     if missing:
-        raise ModelLoadError(f"{p}: does not fit this model: {len(missing)} parameters missing, e.g. {missing[:3]}")
+        raise ModelLoadError(
+            f"{source}: does not fit this model: {len(missing)} parameters missing, e.g. {missing[:3]}"
+        )
     bad = [k for k in own if list(state[k].shape) != list(own[k].shape)]
     if bad:
         k = bad[0]
         raise ModelLoadError(
-            f"{p}: parameter {k} has shape {list(state[k].shape)}, the model expects {list(own[k].shape)}"
+            f"{source}: parameter {k} has shape {list(state[k].shape)}, the model expects {list(own[k].shape)}"
         )
     model.set_state_dict(state)
+
+
+def load_params(model: object, path: str) -> str:
+    """Load weights into `model`; every key of the model must be present with the right shape."""
+    state, p = read_params(path)
+    set_params(model, state, p)
     return p
 
 

@@ -8,17 +8,22 @@ Multi-GPU: python -u -m paddle.distributed.launch --gpus "0,1,2,3" ernie_matchin
 (RocketQA: negatives the retriever returns). With a graded training file, a mined row's title keeps the
 grade the training file gives that (query, title) (RELEVANT_GRADE when it gives none) and its neg_title
 gets grade 0, so mined rows take part in the in-batch graded pairs too.
+
+--init_weights takes a pairwise checkpoint, or a cross-encoder's (cross_encoder/train_ce.py): its backbone and
+its 2-class head as one logit, so the run starts from that cross-encoder's scores (and its pooling, unless
+--pooling names it).
 """
 
 import numpy as np
 
+from core import checkpoint
 from core.args import training_parser
 from core.cli import run_cli
 from core.data import EncodedDataset, PairEncoder, collate_pairs, read_labeled_pairs, read_pairwise_train
 from core.errors import DataError
 from core.evaluation import auc_evaluator
 from core.trainer import init_device, set_seed, train
-from ernie_matching.common import build
+from ernie_matching.common import build, init_from_cross_encoder
 
 
 def parse_args(argv=None):
@@ -80,9 +85,27 @@ def main(argv=None):
     if args.in_batch_pairs == "on" and not graded:
         raise DataError(f"{args.train_file}: --in_batch_pairs on needs the label and neg_label columns")
     in_batch = graded and args.in_batch_pairs != "off"
+    start = checkpoint.read_meta(args.init_weights) if args.init_weights and not args.init_from_ckpt else {}
+    from_ce = start.get("kind") == "cross_encoder"
+    pooling = args.pooling
+    if from_ce and pooling == "auto":
+        pooling = start.get("pooling", "auto")
+    elif from_ce and start.get("pooling") not in (None, pooling):
+        raise DataError(
+            f"--init_weights {args.init_weights}: that cross-encoder pools with {start['pooling']}, "
+            f"not --pooling {pooling}: give --pooling {start['pooling']} (or auto)"
+        )
     model, tokenizer, config, meta = build(
-        args.model_name_or_path, margin=args.margin, dropout=args.dropout, pooling=args.pooling
+        args.model_name_or_path, margin=args.margin, dropout=args.dropout, pooling=pooling
     )
+    if from_ce:
+        loaded = init_from_cross_encoder(model, args.init_weights)
+        meta["init_from_cross_encoder"] = args.init_weights
+        args.init_weights = None  # loaded here; the trainer still starts at step 0 with a fresh optimizer
+        if rank == 0:
+            print(
+                f"initialised weights from the cross-encoder {loaded} (its head as one logit; fresh optimizer, step 0)"
+            )
     if args.init_from_ckpt is None and rank == 0:
         print(
             f"{len(train_rows)} training triples, {len(dev_rows)} dev pairs, backbone {args.model_name_or_path}"

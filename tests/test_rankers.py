@@ -287,3 +287,50 @@ def test_pairwise_trains_with_mined_hard_negatives(small, tiny_model, tmp_path, 
     assert result["in_batch_pairs"] and all(np.isfinite(result["losses"]))
     with open(os.path.join(result["last_checkpoint"], "ranker.json")) as f:
         assert json.load(f)["objective"]["hard_negatives_file"] == str(mined)
+
+
+def test_pairwise_starts_from_a_cross_encoder_with_its_scores(small, tiny_model, tmp_path, capsys):
+    import paddle
+
+    from core.errors import DataError
+    from cross_encoder.common import build as build_ce
+    from cross_encoder.train_ce import main as train_ce
+    from ernie_matching.common import build
+    from ernie_matching.train_pairwise import main
+
+    ce = train_ce(
+        ["--train_set", small["rank_train"], "--save_dir", str(tmp_path / "ce"), "--learning_rate", "2e-3",
+         "--pooling", "mean", "--dropout", "0.0", *short_pairwise_run(small, tiny_model)]
+    )["last_checkpoint"]  # fmt: skip
+    rows = read_labeled_pairs(small["dev"])[:24]
+
+    def scores(model, tokenizer):
+        model.eval()
+        enc = PairEncoder(tokenizer, 32)
+        e = [enc(r["query"], r["title"]) for r in rows]
+        with paddle.no_grad():
+            return model.predict(paddle.to_tensor(pad([x[0] for x in e])), paddle.to_tensor(pad([x[1] for x in e])))
+
+    expected = scores(*build_ce(None, params_path=ce)[:2]).numpy()
+    assert expected.std() > 1e-3  # a trained head: scores that differ between pairs
+    # learning rate 0: the saved pairwise model is the converted cross-encoder, scoring what it scored
+    out = main(
+        ["--train_file", small["pair_train"], "--save_dir", str(tmp_path / "pw"), "--init_weights", ce,
+         "--learning_rate", "0", *short_pairwise_run(small, tiny_model)]
+    )  # fmt: skip
+    assert "from the cross-encoder" in capsys.readouterr().out and out["global_step"] == 3
+    model, tokenizer, _, _ = build(None, params_path=out["last_checkpoint"])
+    assert model.pooling == "mean"  # the cross-encoder's pooling, since --pooling was auto
+    np.testing.assert_allclose(scores(model, tokenizer).numpy(), expected, rtol=1e-5, atol=1e-6)
+    with open(os.path.join(out["last_checkpoint"], "ranker.json")) as f:
+        meta = json.load(f)
+    assert meta["kind"] == "pairwise" and meta["init_from_cross_encoder"] == ce
+    with pytest.raises(DataError, match="pools with mean, not --pooling cls"):
+        main(["--train_file", small["pair_train"], "--save_dir", str(tmp_path / "bad"), "--init_weights", ce,
+              "--pooling", "cls", *short_pairwise_run(small, tiny_model)])  # fmt: skip
+    # a pairwise model's own weights are no cross-encoder: named, not loaded half-way
+    from core.errors import ModelLoadError
+    from ernie_matching.common import init_from_cross_encoder
+
+    with pytest.raises(ModelLoadError, match="no 2-class cross-encoder head"):
+        init_from_cross_encoder(model, out["last_checkpoint"])
