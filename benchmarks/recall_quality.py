@@ -54,6 +54,7 @@ MINED_SYSTEMS = ("hard_neg_raw_e5", "hard_neg_e5", "distilled_e5", "distilled_gr
 DISTILLED = ("distilled_e5", "distilled_graded_e5")
 E5_SYSTEMS = ("zero_shot_e5", "in_batch_e5", "simcse_e5") + MINED_SYSTEMS
 TUNE_SET = "kuake_qtr_train_tune"  # training queries that choose the fusion weight; no recall figures
+DEFAULT_RERANKER_DIR = os.path.join(ROOT, "work_dirs", "ranking_quality", "cross_encoder_export")
 
 
 def kuake_set(args):
@@ -698,7 +699,12 @@ def main():
         help="for the --reuse systems, search the Milvus collections of the previous run when they hold the "
         "same corpus (index speed figures are then those of that run)",
     )
-    p.add_argument("--reranker_dir", default=os.path.join(ROOT, "work_dirs", "ranking_quality", "cross_encoder_export"))
+    p.add_argument(
+        "--reranker_dir",
+        default=DEFAULT_RERANKER_DIR,
+        help="the exported ranker of the end-to-end rows (DIR_A+DIR_B: an ensemble); the default is skipped "
+        "when it has not been trained, a given one that is not an export is refused",
+    )
     p.add_argument(
         "--more_rerankers",
         nargs="*",
@@ -764,6 +770,19 @@ def main():
         p.error(f"--rrf_ks {args.rrf_ks}: {e}")
     if any(k < 0 for k in args.rrf_ks):
         p.error(f"--rrf_ks {args.rrf_ks}: each k must be 0 or more")
+    rerankers = {}  # end-to-end ranker name ("" for --reranker_dir) -> export dir, or dirs joined by "+"
+    if all(os.path.isdir(d) for d in args.reranker_dir.split("+")):
+        rerankers[""] = args.reranker_dir
+    elif args.reranker_dir != DEFAULT_RERANKER_DIR:  # the default is skipped until it has been trained
+        p.error(f"--reranker_dir {args.reranker_dir}: expected EXPORT_DIR (an exported ranker) or DIR_A+DIR_B")
+    for item in args.more_rerankers:
+        ranker, sep, path = item.partition("=")
+        if not sep or not rerankers or not all(os.path.isdir(d) for d in path.split("+")):
+            p.error(
+                f"--more_rerankers {item}: expected NAME=EXPORT_DIR (an exported ranker) or "
+                "NAME=EXPORT_DIR+EXPORT_DIR (an ensemble), beside an existing --reranker_dir"
+            )
+        rerankers[ranker] = path
     from core.inference import set_threads
 
     set_threads(args.threads)
@@ -815,7 +834,7 @@ def main():
     end_to_end = {}  # query set -> NDCG@10 of the recalled top --rerank_depth, before and after re-ranking
     kuake = results.get("kuake_qtr", {})
     e5_done = [s for s in systems if (s in E5_SYSTEMS or s in external) and s in kuake]
-    if e5_done and os.path.isdir(args.reranker_dir):
+    if e5_done and rerankers:
         ds = next(d for d in datasets if d["name"] == "kuake_qtr")
         label = graded_kuake(args)
         pick = [s for s in e5_done if s != "simcse_e5"] or e5_done
@@ -823,15 +842,6 @@ def main():
         query_sets.update(  # NDCG uses the graded labels of train and dev: one run per distinct query list
             {name: qs for name, (qs, _) in ds.get("more_query_sets", {}).items() if qs is not ds["queries"]}
         )
-        rerankers = {"": args.reranker_dir}
-        for item in args.more_rerankers:
-            ranker, sep, path = item.partition("=")
-            if not sep or not all(os.path.isdir(d) for d in path.split("+")):
-                raise SystemExit(
-                    f"--more_rerankers {item}: expected NAME=EXPORT_DIR (an exported ranker) or "
-                    "NAME=EXPORT_DIR+EXPORT_DIR (an ensemble)"
-                )
-            rerankers[ranker] = path
         for name, queries in query_sets.items():
             by_system = {s: retrieved_by[("kuake_qtr", s)] if name == "kuake_qtr" else more_by[(name, s)] for s in pick}
             sims = {s: similarity_by[(name, s)] for s in pick if (name, s) in similarity_by}

@@ -790,3 +790,24 @@ def test_batch_neg_freeze_embeddings_keeps_the_word_embeddings(recall_data, tiny
     np.testing.assert_array_equal(by_suffix(start, suffix), by_suffix(trained, suffix))
     moved = "layer_norm.weight"  # the embeddings' LayerNorm trains
     assert not np.array_equal(by_suffix(start, "embeddings." + moved), by_suffix(trained, "embeddings." + moved))
+
+
+def test_recall_benchmark_refuses_a_missing_ranker_before_any_work(tmp_path):
+    """A --reranker_dir (or an ensemble member of it) or --more_rerankers that is not there stops the
+    benchmark at once, naming the flag, instead of silently leaving the end-to-end rows out."""
+    out, work = tmp_path / "results", tmp_path / "work"
+    bench = os.path.join(ROOT, "benchmarks", "recall_quality.py")
+    base = [bench, "--systems", "zero_shot_e5", "--out", str(out), "--work_dir", str(work)]
+    missing = tmp_path / "missing"
+    for flags, named in [
+        (["--reranker_dir", f"{tmp_path}+{missing}"], f"--reranker_dir {tmp_path}+{missing}:"),
+        (
+            ["--reranker_dir", str(tmp_path), "--more_rerankers", f"other={missing}"],
+            f"--more_rerankers other={missing}:",
+        ),
+        (["--reranker_dir", str(tmp_path), "--more_rerankers", str(tmp_path)], f"--more_rerankers {tmp_path}:"),
+    ]:
+        p = run([*base, *flags], check=False, timeout=120)
+        assert p.returncode == 2, p.stderr[-2000:]
+        assert f"error: {named}" in p.stderr, p.stderr[-2000:]
+        assert not out.exists() and not work.exists()
