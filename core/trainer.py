@@ -179,6 +179,7 @@ def train(
     world_size: int = 1,
     amp_scale: float | None = None,
     save_model: object = None,
+    load_init_weights: Callable | None = None,
 ) -> dict:
     """Train `model` on `dataset` (indexable, items fed to `collate`).
 
@@ -188,6 +189,8 @@ def train(
     amp_scale: run forward passes under paddle.amp.auto_cast with a GradScaler (GPU).
     save_model: the layer whose weights checkpoints hold (default `model`; e.g. the encoder
     inside a training-loss wrapper), also the one `--init_from_ckpt` loads and `evaluate` gets.
+    load_init_weights(layer, path) -> file read: how `--init_weights` is loaded into that layer (default
+    checkpoint.load_params; e.g. a checkpoint of another model kind, its keys mapped).
     args.ema_decay (optional, > 0): also keep a moving average of the weights (WeightAverage), saved
     beside each checkpoint as model_N_ema (its path in the result's ema_checkpoint).
     Returns dict(global_step, last_loss, losses, best_metric, last_checkpoint[, ema_checkpoint]).
@@ -245,7 +248,7 @@ def train(
         elif rank == 0:
             print(f"initialised weights from {loaded} (no optimizer state there: starting at step 0)")
     elif getattr(args, "init_weights", None):
-        loaded = checkpoint.load_params(kept, args.init_weights)
+        loaded = (load_init_weights or checkpoint.load_params)(kept, args.init_weights)
         if rank == 0:
             print(f"initialised weights from {loaded} (--init_weights: fresh optimizer, step 0)")
 

@@ -99,13 +99,9 @@ def main(argv=None):
         args.model_name_or_path, margin=args.margin, dropout=args.dropout, pooling=pooling
     )
     if from_ce:
-        loaded = init_from_cross_encoder(model, args.init_weights)
         meta["init_from_cross_encoder"] = args.init_weights
-        args.init_weights = None  # loaded here; the trainer still starts at step 0 with a fresh optimizer
         if rank == 0:
-            print(
-                f"initialised weights from the cross-encoder {loaded} (its head as one logit; fresh optimizer, step 0)"
-            )
+            print(f"--init_weights {args.init_weights} is a cross-encoder's: its head starts as one logit")
     if args.init_from_ckpt is None and rank == 0:
         print(
             f"{len(train_rows)} training triples, {len(dev_rows)} dev pairs, backbone {args.model_name_or_path}"
@@ -145,6 +141,7 @@ def main(argv=None):
         metric_name="auc",
         rank=rank,
         world_size=world,
+        load_init_weights=init_from_cross_encoder if from_ce else None,
     )
     return dict(result, in_batch_pairs=in_batch)
 

@@ -318,7 +318,7 @@ def test_pairwise_starts_from_a_cross_encoder_with_its_scores(small, tiny_model,
         ["--train_file", small["pair_train"], "--save_dir", str(tmp_path / "pw"), "--init_weights", ce,
          "--learning_rate", "0", *short_pairwise_run(small, tiny_model)]
     )  # fmt: skip
-    assert "from the cross-encoder" in capsys.readouterr().out and out["global_step"] == 3
+    assert "is a cross-encoder's: its head starts as one logit" in capsys.readouterr().out and out["global_step"] == 3
     model, tokenizer, _, _ = build(None, params_path=out["last_checkpoint"])
     assert model.pooling == "mean"  # the cross-encoder's pooling, since --pooling was auto
     np.testing.assert_allclose(scores(model, tokenizer).numpy(), expected, rtol=1e-5, atol=1e-6)
