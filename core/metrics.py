@@ -1,4 +1,4 @@
-"""Ranking metrics: exact AUC, per-query NDCG@k and MRR."""
+"""Ranking metrics: exact AUC, per-query NDCG@k and MRR, and a paired bootstrap of a mean gain."""
 
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -135,3 +135,17 @@ def mrr_at_k(retrieved: dict, relevant: dict, k: int = 10) -> float:
                 break
         values.append(rr)
     return float(np.mean(values)) if values else 0.0
+
+
+def paired_bootstrap_ci(
+    before: Sequence[float], after: Sequence[float], level: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """Confidence interval of mean(after) - mean(before) over the same queries (paired bootstrap: the
+    queries are resampled with replacement, each keeping its two values); deterministic for a seed."""
+    diff = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
+    if diff.ndim != 1 or len(diff) == 0 or len(before) != len(after):
+        raise ValueError("paired_bootstrap_ci: before and after need the same number (> 0) of per-query values")
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
+    tail = (1 - level) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))

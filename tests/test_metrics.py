@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import ndcg_score, roc_auc_score
 
 from core.errors import DataError
-from core.metrics import auc, mrr, ndcg_at_k, roc_curve
+from core.metrics import auc, mrr, ndcg_at_k, paired_bootstrap_ci, roc_curve
 
 
 def brute_auc(labels, scores):
@@ -150,3 +150,23 @@ def test_fusion_weight_below_one_lets_the_ranker_win_a_swap():
     for bad in (-0.1, 1.5, True, "half", float("nan")):
         with pytest.raises(DataError, match="recall_weight must be a number from 0 to 1"):
             fuse([0.2, 0.9], 10, bad)
+
+
+def test_paired_bootstrap_ci_brackets_the_mean_gain_and_pairs_the_queries():
+    rng = np.random.default_rng(1)
+    before = rng.uniform(0.5, 0.9, 400)
+    after = before + rng.normal(0.02, 0.05, 400)
+    lo, hi = paired_bootstrap_ci(before, after)
+    gain = float(np.mean(after - before))
+    assert lo < gain < hi and 0 < lo and hi - lo < 0.02
+    assert paired_bootstrap_ci(before, after) == (lo, hi)  # deterministic for a seed
+    # paired: a constant gain has no spread, however much the queries differ from each other
+    assert paired_bootstrap_ci(before, before + 0.01) == pytest.approx((0.01, 0.01))
+    # unpaired noise of the same size would give a far wider interval than the paired one
+    shuffled = rng.permutation(after)
+    wide = paired_bootstrap_ci(before, shuffled)
+    assert wide[1] - wide[0] > 2 * (hi - lo)
+    with pytest.raises(ValueError, match="same number"):
+        paired_bootstrap_ci([0.1, 0.2], [0.3])
+    with pytest.raises(ValueError, match="same number"):
+        paired_bootstrap_ci([], [])

@@ -690,6 +690,15 @@ def test_recall_benchmark_end_to_end_orders_and_ceiling(served, tiny_model, tmp_
     tune_weights(e2e)
     w = choose_weight({float(k): v for k, v in e2e["tune"]["systems"]["sys"]["ndcg@10_fused_by_recall_weight"].items()})
     assert m["tuned_recall_weight"] == w and m["ndcg@10_fused_tuned"] == grid[str(w)]
+    # each gain comes with its 95 % paired-bootstrap interval (points), which holds the gain itself
+    ci = m["ndcg@10_gain_ci95_points"]
+    for key, ndcg in (
+        ("reranked", m["ndcg@10_reranked"]),
+        ("fused", m["ndcg@10_fused"]),
+        ("fused_tuned", grid[str(w)]),
+    ):
+        lo, hi = ci[key]
+        assert lo - 0.01 <= 100 * (ndcg - m["ndcg@10_recall_order"]) <= hi + 0.01, (key, ci[key])
     # the k of the fusion: k = 10 is the weight grid above; k = 1 is scored with core.search.fuse itself
     by_k = m["ndcg@10_fused_by_rrf_k"]
     assert list(by_k) == ["10", "1"] and by_k["10"] == grid
