@@ -123,17 +123,18 @@ def recall_at_k(retrieved: dict, relevant: dict, ks: Sequence[int] = (1, 5, 10, 
     return out
 
 
-def mrr_at_k(retrieved: dict, relevant: dict, k: int = 10) -> float:
-    """Mean reciprocal rank of the first relevant document within the top k, over every query."""
+def reciprocal_ranks(retrieved: Sequence, relevant: Sequence, k: int = 10) -> list[float]:
+    """Per query, 1 / the rank of its first relevant document within the top k (0 when none is there)."""
     values = []
     for ranked, rel in zip(retrieved, relevant):
         rel = set(rel)
-        rr = 0.0
-        for i, doc in enumerate(list(ranked)[:k], start=1):
-            if doc in rel:
-                rr = 1.0 / i
-                break
-        values.append(rr)
+        values.append(next((1.0 / i for i, doc in enumerate(list(ranked)[:k], start=1) if doc in rel), 0.0))
+    return values
+
+
+def mrr_at_k(retrieved: Sequence, relevant: Sequence, k: int = 10) -> float:
+    """Mean reciprocal rank of the first relevant document within the top k, over every query."""
+    values = reciprocal_ranks(retrieved, relevant, k)
     return float(np.mean(values)) if values else 0.0
 
 

@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import ndcg_score, roc_auc_score
 
 from core.errors import DataError
-from core.metrics import auc, mrr, ndcg_at_k, paired_bootstrap_ci, roc_curve
+from core.metrics import auc, mrr, mrr_at_k, ndcg_at_k, paired_bootstrap_ci, reciprocal_ranks, roc_curve
 
 
 def brute_auc(labels, scores):
@@ -170,3 +170,11 @@ def test_paired_bootstrap_ci_brackets_the_mean_gain_and_pairs_the_queries():
         paired_bootstrap_ci([0.1, 0.2], [0.3])
     with pytest.raises(ValueError, match="same number"):
         paired_bootstrap_ci([], [])
+
+
+def test_reciprocal_ranks_per_query_average_to_mrr_at_k():
+    retrieved = [["a", "b", "c"], ["x", "y", "z"], ["p", "q", "r"]]
+    relevant = [{"b", "c"}, {"nothing"}, {"p"}]
+    assert reciprocal_ranks(retrieved, relevant, 10) == [0.5, 0.0, 1.0]
+    assert reciprocal_ranks(retrieved, relevant, 1) == [0.0, 0.0, 1.0]  # b is past the top 1
+    assert mrr_at_k(retrieved, relevant, 10) == pytest.approx(0.5)
