@@ -20,7 +20,7 @@ import report
 from baselines import BM25, e5_cosine_scores, jaccard_scores
 
 from core.data import read_labeled_pairs, read_tsv
-from core.metrics import auc, mrr, ndcg_at_k, roc_curve
+from core.metrics import auc, mrr, ndcg_at_k, query_bootstrap_auc_ci, roc_curve
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,6 +45,7 @@ def set_metrics(ev, scores):
 
     return {
         "auc": round(auc(ev["labels"], scores), 4),
+        "auc_ci95": [round(x, 4) for x in query_bootstrap_auc_ci(queries, ev["labels"], scores)],
         "ndcg3": round(ndcg_at_k(sub(queries), sub(ev["graded"]), sub(list(scores)), 3), 4),
         "ndcg10": round(ndcg_at_k(sub(queries), sub(ev["graded"]), sub(list(scores)), 10), 4),
         "mrr": round(mrr(queries, ev["labels"], list(scores)), 4),
@@ -354,6 +355,13 @@ def main():
         ["system"] + [f"dev {c}" for c in cols] + [f"unseen {c}" for c in cols],
         [
             (k, *(m[n][key] for n in ("dev", "holdout") for key in ("auc", "ndcg3", "ndcg10", "mrr")))
+            for k, m in metrics.items()
+        ],
+    )
+    body += "\n\nAUC with its 95 % interval (1,000 bootstrap resamples of whole queries):\n\n" + report.table(
+        ["system", "dev AUC", "dev 95 % interval", "unseen AUC", "unseen 95 % interval"],
+        [
+            (k, *(x for n in ("dev", "holdout") for x in (m[n]["auc"], "[{}, {}]".format(*m[n]["auc_ci95"]))))
             for k, m in metrics.items()
         ],
     )

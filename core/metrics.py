@@ -1,4 +1,4 @@
-"""Ranking metrics: exact AUC, per-query NDCG@k and MRR, and a paired bootstrap of a mean gain."""
+"""Ranking metrics: exact AUC, per-query NDCG@k and MRR, and bootstrap intervals (a mean gain, an AUC)."""
 
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -150,3 +150,34 @@ def paired_bootstrap_ci(
     means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
     tail = (1 - level) / 2
     return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
+def query_bootstrap_auc_ci(
+    queries: Sequence[str],
+    labels: Sequence[int],
+    scores: Sequence[float],
+    level: float = 0.95,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Confidence interval of the AUC over (query, title) pairs, resampling whole queries with
+    replacement (the titles of one query are not independent); deterministic for a seed."""
+    labels = np.asarray(labels).astype(np.int64).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if not len(queries) == labels.size == scores.size:
+        raise ValueError(f"query_bootstrap_auc_ci: {len(queries)} queries, {labels.size} labels, {scores.size} scores")
+    groups = [  # per query: (labels, scores)
+        (np.asarray([lab for _, lab in g], dtype=np.int64), np.asarray([sc for sc, _ in g]))
+        for g in _group(queries, labels, scores).values()
+    ]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        pick = [groups[i] for i in rng.integers(0, len(groups), size=len(groups))]
+        lab = np.concatenate([g[0] for g in pick])
+        if 0 < lab.sum() < lab.size:  # a resample of one class has no AUC
+            values.append(auc(lab, np.concatenate([g[1] for g in pick])))
+    if not values:
+        raise ValueError("query_bootstrap_auc_ci: no resample holds both classes")
+    tail = (1 - level) / 2
+    return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))

@@ -5,7 +5,16 @@ import pytest
 from sklearn.metrics import ndcg_score, roc_auc_score
 
 from core.errors import DataError
-from core.metrics import auc, mrr, mrr_at_k, ndcg_at_k, paired_bootstrap_ci, reciprocal_ranks, roc_curve
+from core.metrics import (
+    auc,
+    mrr,
+    mrr_at_k,
+    ndcg_at_k,
+    paired_bootstrap_ci,
+    query_bootstrap_auc_ci,
+    reciprocal_ranks,
+    roc_curve,
+)
 
 
 def brute_auc(labels, scores):
@@ -178,3 +187,27 @@ def test_reciprocal_ranks_per_query_average_to_mrr_at_k():
     assert reciprocal_ranks(retrieved, relevant, 10) == [0.5, 0.0, 1.0]
     assert reciprocal_ranks(retrieved, relevant, 1) == [0.0, 0.0, 1.0]  # b is past the top 1
     assert mrr_at_k(retrieved, relevant, 10) == pytest.approx(0.5)
+
+
+def test_query_bootstrap_auc_ci_brackets_the_auc_and_resamples_whole_queries():
+    rng = np.random.default_rng(2)
+    queries = [f"q{i // 3}" for i in range(900)]  # 300 queries of 3 titles
+    labels = rng.integers(0, 2, 900)
+    scores = labels + rng.normal(0, 1.2, 900)
+    lo, hi = query_bootstrap_auc_ci(queries, labels, scores)
+    assert lo < auc(labels, scores) < hi and hi - lo < 0.15
+    assert query_bootstrap_auc_ci(queries, labels, scores) == (lo, hi)  # deterministic for a seed
+    # perfectly separated scores: every resample scores 1
+    assert query_bootstrap_auc_ci(queries, labels, labels.astype(float)) == (1.0, 1.0)
+    # titles that share their query's label and (mostly) its score: 10 queries decide the AUC, and
+    # resampling whole queries spreads it far wider than resampling the 900 pairs one by one would
+    q_of = np.arange(900) // 90
+    same_label = q_of % 2
+    same_score = rng.normal(0, 1, 10)[q_of] + same_label * 0.5 + rng.normal(0, 0.01, 900)
+    by_query = query_bootstrap_auc_ci([f"q{j}" for j in q_of], same_label, same_score)
+    by_pair = query_bootstrap_auc_ci([f"p{i}" for i in range(900)], same_label, same_score)
+    assert by_query[1] - by_query[0] > 5 * (by_pair[1] - by_pair[0])
+    with pytest.raises(ValueError, match="900 queries, 899 labels"):
+        query_bootstrap_auc_ci(queries, labels[:-1], scores)
+    with pytest.raises(ValueError, match="no resample holds both classes"):
+        query_bootstrap_auc_ci(["a", "a"], [1, 1], [0.1, 0.2])
