@@ -143,9 +143,10 @@ def paired_bootstrap_ci(
 ) -> tuple[float, float]:
     """Confidence interval of mean(after) - mean(before) over the same queries (paired bootstrap: the
     queries are resampled with replacement, each keeping its two values); deterministic for a seed."""
-    diff = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
-    if diff.ndim != 1 or len(diff) == 0 or len(before) != len(after):
+    before, after = np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)
+    if before.ndim != 1 or before.shape != after.shape or before.size == 0:  # checked before numpy broadcasts
         raise ValueError("paired_bootstrap_ci: before and after need the same number (> 0) of per-query values")
+    diff = after - before
     rng = np.random.default_rng(seed)
     means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
     tail = (1 - level) / 2

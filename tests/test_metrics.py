@@ -178,6 +178,8 @@ def test_paired_bootstrap_ci_brackets_the_mean_gain_and_pairs_the_queries():
     with pytest.raises(ValueError, match="same number"):
         paired_bootstrap_ci([0.1, 0.2], [0.3])
     with pytest.raises(ValueError, match="same number"):
+        paired_bootstrap_ci([0.1, 0.2], [0.3, 0.4, 0.5])
+    with pytest.raises(ValueError, match="same number"):
         paired_bootstrap_ci([], [])
 
 
