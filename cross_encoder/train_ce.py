@@ -63,6 +63,13 @@ def parse_args(argv=None):
         help="mined negatives (recall/mine_negatives.py: query\\ttitle\\tneg_title): each neg_title joins as label 0",
     )
     p.add_argument(
+        "--soft_labels_file",
+        default=None,
+        help="query\\ttitle\\tscore rows (score in [0, 1], e.g. a teacher's scores of unlabelled queries: "
+        "recall/mine_negatives.py --scores_output): each pair not in --train_set joins with the score as its "
+        "target probability (needs --max_grade > 1 and grade targets)",
+    )
+    p.add_argument(
         "--listwise",
         type=int,
         default=0,
@@ -97,6 +104,11 @@ def parse_args(argv=None):
         p.error(f"--listwise {args.listwise}: a group needs at least 2 titles (0 turns it off)")
     if args.max_grade < 1:
         p.error(f"--max_grade {args.max_grade}: must be at least 1")
+    if args.soft_labels_file and (args.max_grade == 1 or args.graded_target != "grade" or args.listwise):
+        p.error(
+            "--soft_labels_file: its scores are target probabilities, so it needs --max_grade > 1 with "
+            "--graded_target grade, and no --listwise"
+        )
     return args
 
 
@@ -116,6 +128,25 @@ def add_hard_negatives(rows: list[dict], path: str) -> int:
     return added
 
 
+def add_soft_labels(rows: list[dict], path: str, max_grade: int) -> int:
+    """Append each (query, title, score) of `path` whose pair `rows` does not have, with label
+    score * max_grade (so that label / max_grade, the training target, is the score); returns how many."""
+    from core.data import read_tsv
+
+    def in_range(row):
+        return None if 0.0 <= row["score"] <= 1.0 else f"column 'score' is {row['score']}, must be within [0, 1]"
+
+    seen = {(r["query"], r["title"]) for r in rows}
+    added = 0
+    for r in read_tsv(path, ("query", "title", "score"), float_columns=("score",), check_row=in_range):
+        key = (r["query"], r["title"])
+        if key not in seen:
+            seen.add(key)
+            rows.append({"query": key[0], "title": key[1], "label": r["score"] * max_grade})
+            added += 1
+    return added
+
+
 def main(argv=None):
     import paddle
     import paddle.nn.functional as F
@@ -128,6 +159,10 @@ def main(argv=None):
         added = add_hard_negatives(train_rows, args.hard_negatives_file)
         if rank == 0:
             print(f"{added} mined negatives from {args.hard_negatives_file} join the training rows as label 0")
+    if args.soft_labels_file:
+        added = add_soft_labels(train_rows, args.soft_labels_file, args.max_grade)
+        if rank == 0:
+            print(f"{added} pairs from {args.soft_labels_file} join the training rows with their scores as targets")
     dev_rows = read_labeled_pairs(args.test_file)
     teacher = None
     if args.teacher:  # the student starts from the teacher's weights; the teacher only scores
@@ -138,6 +173,8 @@ def main(argv=None):
     else:
         model, tokenizer, config, meta = build(args.model_name_or_path, dropout=args.dropout, pooling=args.pooling)
     meta["objective"] = {"max_grade": args.max_grade, "hard_negatives_file": args.hard_negatives_file}
+    if args.soft_labels_file:
+        meta["objective"]["soft_labels_file"] = args.soft_labels_file
     if args.max_grade > 1 and args.graded_target == "gain":
         meta["objective"]["graded_target"] = "gain"
     if args.listwise:

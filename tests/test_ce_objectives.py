@@ -97,6 +97,49 @@ def test_mined_negatives_join_as_label_0_rows(small, tiny_model, tmp_path, capsy
         train(small, tiny_model, tmp_path / "bad", small["rank_train"], "--hard_negatives_file", str(bad))
 
 
+def test_soft_labels_join_unlabelled_pairs_with_their_scores_as_targets(
+    small, tiny_model, graded_file, tmp_path, capsys
+):
+    rows = read_labeled_pairs(graded_file, label_values=range(4))
+    labeled = {(r["query"], r["title"]) for r in rows}
+    queries, titles = sorted({r["query"] for r in rows}), sorted({r["title"] for r in rows})
+    pairs = [(q, t) for q, t in zip(queries, titles[7:]) if (q, t) not in labeled][:24]
+    high, low = pairs[::2], pairs[1::2]  # unlabelled pairs a teacher calls relevant / irrelevant
+    soft = tmp_path / "teacher_scores.tsv"
+    with open(soft, "w", encoding="utf-8") as f:
+        f.writelines(f"{q}\t{t}\t{s}\n" for pairs_, s in ((high, 0.97), (low, 0.02)) for q, t in pairs_)
+        f.write(f"{rows[0]['query']}\t{rows[0]['title']}\t0.5\n")  # a labelled pair keeps its label
+    out = train(
+        small,
+        tiny_model,
+        tmp_path / "soft",
+        graded_file,
+        "--max_grade",
+        "3",
+        "--soft_labels_file",
+        str(soft),
+        "--epochs",
+        "20",
+    )
+    printed = capsys.readouterr().out
+    assert f"{len(pairs)} pairs from {soft} join" in printed, printed
+    assert f"{len(rows) + len(pairs)} training pairs" in printed
+    assert np.mean(out["losses"][-6:]) < np.mean(out["losses"][:6]), out["losses"]
+    p_high = probabilities(out["last_checkpoint"], [{"query": q, "title": t} for q, t in high])
+    p_low = probabilities(out["last_checkpoint"], [{"query": q, "title": t} for q, t in low])
+    assert p_high.mean() > 0.8 and p_low.mean() < 0.3, (p_high.mean(), p_low.mean())  # the scores were learnt
+    with open(os.path.join(out["last_checkpoint"], "ranker.json")) as f:
+        assert json.load(f)["objective"]["soft_labels_file"] == str(soft)
+
+    bad = tmp_path / "bad_scores.tsv"
+    bad.write_text(f"{high[0][0]}\t{high[0][1]}\t0.5\n{low[0][0]}\t{low[0][1]}\t1.5\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad_scores\.tsv:2: column 'score' is 1\.5"):
+        train(small, tiny_model, tmp_path / "bad", graded_file, "--max_grade", "3", "--soft_labels_file", str(bad))
+    with pytest.raises(SystemExit):  # the scores are probabilities: 0/1 cross-entropy cannot take them
+        train(small, tiny_model, tmp_path / "binary", small["rank_train"], "--soft_labels_file", str(soft))
+    assert "--soft_labels_file" in capsys.readouterr().err
+
+
 def test_listwise_groups_put_a_graded_title_above_lower_graded_ones_of_its_query():
     from core.data import ranking_groups
 
