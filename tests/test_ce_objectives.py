@@ -342,3 +342,43 @@ def test_interpolate_writes_the_weighted_average_of_two_checkpoints(small, tiny_
     r = run(["cross_encoder/interpolate.py", "--checkpoints", a, b, "--weights", "0.5", "--output_path",
              str(tmp_path / "cli2")], check=False)  # fmt: skip
     assert r.returncode == 2 and "one weight each" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ensemble_scores_average_rankers_on_the_first_rankers_scale(tmp_path, capsys):
+    """cross_encoder/ensemble_scores.py: a later ranker's scores keep their order but take the first
+    ranker's values (quantile mapping), the output is the mean; files of other pairs are refused."""
+    from cross_encoder.ensemble_scores import main, quantile_map
+
+    rng = np.random.RandomState(0)
+    first = rng.beta(0.3, 2.0, size=200)  # a probability, mostly near 0
+    second = 10 * rng.rand(200) - 5  # a logit-like score on another scale, in another order
+    mapped = quantile_map(second, first)
+    np.testing.assert_array_equal(np.argsort(mapped), np.argsort(second))  # the order is the second's
+    assert mapped.min() >= first.min() and mapped.max() <= first.max()
+    np.testing.assert_allclose(np.sort(mapped), np.quantile(first, (np.arange(200) + 0.5) / 200))
+    np.testing.assert_allclose(
+        quantile_map(first, first), np.quantile(first, (np.argsort(np.argsort(first)) + 0.5) / 200)
+    )
+    ref = [0.0, 0.5, 1.0]  # ties take their ranks in input order: the first 2.0 ranks 1, the second 2
+    np.testing.assert_allclose(quantile_map([2.0, 1.0, 2.0], ref), np.quantile(ref, [3 / 6, 1 / 6, 5 / 6]))
+
+    pairs = [(f"query {i // 4}", f"title {i}") for i in range(200)]
+    files = []
+    for name, scores in (("a", first), ("b", second)):
+        files.append(tmp_path / f"{name}.tsv")
+        files[-1].write_text("".join(f"{q}\t{t}\t{s}\n" for (q, t), s in zip(pairs, scores)), encoding="utf-8")
+    out = tmp_path / "teacher.tsv"
+    main(["--scores", str(files[0]), str(files[1]), "--output", str(out)])
+    assert "200 pairs: the mean of 2 rankers' scores" in capsys.readouterr().out
+    rows = [line.split("\t") for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [(q, t) for q, t, _ in rows] == pairs
+    np.testing.assert_allclose([float(s) for *_, s in rows], (first + mapped) / 2, atol=1e-6)
+
+    files[1].write_text("".join(f"{q}\t{t} (other)\t0.5\n" for q, t in pairs), encoding="utf-8")
+    with pytest.raises(DataError, match=r"b\.tsv: pair 1 is not .*a\.tsv's pair 1"):
+        main(["--scores", str(files[0]), str(files[1]), "--output", str(out)])
+    files[1].write_text("query 0\ttitle 0\t0.5\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"b\.tsv: 1 pairs, .*a\.tsv has 200"):
+        main(["--scores", str(files[0]), str(files[1]), "--output", str(out)])
+    with pytest.raises(SystemExit):
+        main(["--scores", str(files[0]), "--output", str(out)])
