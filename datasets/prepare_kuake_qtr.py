@@ -13,6 +13,8 @@ Writes (tab-separated, UTF-8; see datasets/README.md for the formats):
   recall/train.csv         query,title                   (relevant pairs of train)
   recall/corpus.csv        title                         (every unique title of all three files)
   recall/dev.csv           query,title                   (relevant pairs of dev)
+  recall/unlabeled.csv     query,title                   (test pairs whose query occurs neither in train
+                                                          nor in dev: unlabelled queries, for self-training)
   sort/dev_graded.csv      header query,title,label      (dev with the graded labels 0..3, for NDCG)
 A query-disjoint validation split of train, for quality on unseen queries (--holdout_fraction, default
 0.15 of the train queries, chosen by a hash among those that do not occur in dev; the train files above
@@ -152,6 +154,8 @@ def main():
     write(os.path.join(out, "recall/train.csv"), None, unique((q, t) for q, t, l in train if l >= RELEVANT))
     write(os.path.join(out, "recall/corpus.csv"), None, [(t,) for t in unique(t for _, t, _ in all_train + dev + test)])
     write(os.path.join(out, "recall/dev.csv"), None, unique((q, t) for q, t, l in dev if l >= RELEVANT))
+    known = dev_queries | set(train_queries)  # train_queries: the held-out ones too
+    write(os.path.join(out, "recall/unlabeled.csv"), None, unique((q, t) for q, t, _ in test if q not in known))
     write(os.path.join(out, "sort/dev_graded.csv"), ("query", "title", "label"), dev)
     write(os.path.join(out, "sort/holdout_pairwise.csv"), ("query", "title", "label"), binary(holdout))
     write(os.path.join(out, "sort/holdout_graded.csv"), ("query", "title", "label"), holdout)

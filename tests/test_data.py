@@ -20,6 +20,7 @@ FILES = [
     "sort/holdout_pairwise.csv",
     "sort/holdout_graded.csv",
     "recall/holdout.csv",
+    "recall/unlabeled.csv",
 ]
 
 
@@ -60,6 +61,9 @@ def test_holdout_queries_are_unseen_by_training_and_dev(data_dir):
         trained_on = {r["query"] for r in read_tsv(str(data_dir / f), cols, optional=len(cols) - 2)}
         assert not held & trained_on, f
     recall_holdout = {r["query"] for r in read_tsv(str(data_dir / "recall/holdout.csv"), ("query", "title"))}
+    # the unlabelled queries (self-training) are new to train, dev and the held-out split alike
+    unlabeled = {r["query"] for r in read_tsv(str(data_dir / "recall/unlabeled.csv"), ("query", "title"))}
+    assert len(unlabeled) > 700 and not unlabeled & (train_queries | dev)
     assert recall_holdout <= held
     # every title, held out or not, is still in the corpus the index is built from
     corpus = set(l.rstrip("\n") for l in open(data_dir / "recall/corpus.csv", encoding="utf-8"))
