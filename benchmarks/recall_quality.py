@@ -873,9 +873,10 @@ def main():
         targets["zero_shot_r50_headroom_points"] = round(100 * (1 - kuake["zero_shot_e5"]["recall@50"]), 2)
     targets_ci95 = {}  # the same keys: 95 % paired-bootstrap interval of a gain over the queries, in points
     kuake_ds = next((d for d in datasets if d["name"] == "kuake_qtr"), None)
-    for name in ["kuake_qtr", *[n for n in results if n.startswith("kuake_qtr_")]]:
+    mrr_sets = ["kuake_qtr", *[n for n in results if n.startswith("kuake_qtr_")]] if kuake_ds else []
+    for name in mrr_sets:  # the MRR@10 targets are KUAKE-QTR's (dev and its query-disjoint split)
         zs = results.get(name, {}).get("zero_shot_e5")
-        relevant = kuake_ds and (kuake_ds["relevant"] if name == "kuake_qtr" else kuake_ds["more_query_sets"][name][1])
+        relevant = kuake_ds["relevant"] if name == "kuake_qtr" else kuake_ds["more_query_sets"][name][1]
         lists = retrieved_by if name == "kuake_qtr" else more_by
         for system in MINED_SYSTEMS + ("in_batch_e5", *external):
             m = results.get(name, {}).get(system)
