@@ -1,5 +1,5 @@
 r"""Average several rankers' scores of the same pairs on the first ranker's scale: a teacher for
-`train_ce.py --soft_labels_file` (or `train_batch_neg.py --teacher_scores_file`).
+`train_ce.py --soft_labels_file`.
 
     python cross_encoder/ensemble_scores.py --scores work/ranker_scores.tsv work/pairwise_scores.tsv \
         --output work/teacher.tsv
