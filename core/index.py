@@ -6,10 +6,12 @@
     index.search(query_embeddings, top_k) # [[Hit(id, text, similarity), ...], ...]
 
 A collection holds (id INT64, text VARCHAR, embedding FLOAT_VECTOR) with an inner-product index
-over L2-normalised embeddings (so the similarity is the cosine). The name users pass is an
-alias: `build` writes a new collection `<name>__v<time>` next to the one in use and moves the
-alias only once every row is in, so searches keep answering from the old collection during a
-rebuild, and a rebuild that fails leaves it untouched.
+over L2-normalised embeddings (so the similarity is the cosine). Built with `lexical=True` it also
+holds Milvus's own BM25 of the text (a SPARSE_FLOAT_VECTOR field `lexical` filled by a BM25 function
+over jieba tokens), which `search_text` queries: the lexical side of hybrid recall (core/search.py).
+The name users pass is an alias: `build` writes a new collection `<name>__v<time>` next to the
+one in use and moves the alias only once every row is in, so searches keep answering from the old
+collection during a rebuild, and a rebuild that fails leaves it untouched.
 """
 
 import json
@@ -25,6 +27,8 @@ from .errors import DataError, Unavailable
 Hit = namedtuple("Hit", "id text similarity")
 TEXT_MAX_BYTES = 65535
 INDEX_TYPES = ("FLAT", "HNSW")
+LEXICAL_FIELD = "lexical"
+LEXICAL_ANALYZER = {"tokenizer": "jieba"}
 BUILD_HINT = (
     "build it with: bash scripts/build_index.sh MODEL_DIR CORPUS_FILE "
     "(python recall/build_index.py --model_dir ... --corpus_file ... --milvus_uri {uri} --collection {name})"
@@ -78,6 +82,7 @@ class MilvusIndex:
         self.name = name
         self.client = client or connect(uri, token)
         self._dim = None
+        self._lexical = None
         self._loaded = False
 
     # ------------------------------------------------------------ inspection
@@ -117,6 +122,13 @@ class MilvusIndex:
         rows = int(self.client.get_collection_stats(target).get("row_count", 0))
         return {"collection": target, "rows": rows, "dim": dim, "meta": meta}
 
+    def has_lexical(self) -> bool:
+        """Whether the collection in use holds the BM25 field that `search_text` needs."""
+        if self._lexical is None:
+            desc = self.client.describe_collection(self._require())
+            self._lexical = any(f["name"] == LEXICAL_FIELD for f in desc["fields"])
+        return self._lexical
+
     def dim(self) -> int:
         if self._dim is None:
             self._dim = self.info()["dim"]
@@ -134,12 +146,14 @@ class MilvusIndex:
         ef_construction: int = 200,
         meta: dict | None = None,
         progress: Callable[[int, int], None] | None = None,
+        lexical: bool = False,
     ) -> dict:
         """Embed `texts` (embed(list_of_texts) -> [n, dim] float32) into a new collection, then switch.
 
-        progress(done, total): called after every inserted batch. Returns info() of the new index.
+        progress(done, total): called after every inserted batch. lexical: also index each text's BM25
+        (Milvus computes it on insert) for `search_text`. Returns info() of the new index.
         """
-        from pymilvus import DataType
+        from pymilvus import DataType, Function, FunctionType
 
         if index_type not in INDEX_TYPES:
             raise IndexError_(f"index_type must be one of {INDEX_TYPES}, got {index_type!r}")
@@ -167,11 +181,23 @@ class MilvusIndex:
             description=json.dumps(dict(meta or {}, built=time.strftime("%Y-%m-%dT%H:%M:%S"))),
         )
         schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX_BYTES)
+        text_kw = dict(enable_analyzer=True, analyzer_params=LEXICAL_ANALYZER) if lexical else {}
+        schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX_BYTES, **text_kw)
         schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=int(dim))
         params = c.prepare_index_params()
         extra = {"M": hnsw_m, "efConstruction": ef_construction} if index_type == "HNSW" else {}
         params.add_index(field_name="embedding", index_type=index_type, metric_type="IP", params=extra)
+        if lexical:
+            schema.add_field(LEXICAL_FIELD, DataType.SPARSE_FLOAT_VECTOR)
+            schema.add_function(
+                Function(
+                    name="bm25",
+                    function_type=FunctionType.BM25,
+                    input_field_names=["text"],
+                    output_field_names=[LEXICAL_FIELD],
+                )
+            )
+            params.add_index(field_name=LEXICAL_FIELD, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         c.create_collection(new, schema=schema, index_params=params)
         try:
             done = 0
@@ -201,6 +227,7 @@ class MilvusIndex:
             c.release_collection(old)
             c.drop_collection(old)
         self._dim = None
+        self._lexical = None
         self._loaded = True
         return self.info()
 
@@ -250,6 +277,25 @@ class MilvusIndex:
             self.name, data=emb.tolist(), limit=top_k, output_fields=["text"], search_params=params
         )
         return [[Hit(int(h["id"]), h["entity"]["text"], float(h["distance"])) for h in row] for row in res]
+
+    def search_text(self, queries: Sequence[str], top_k: int = 10) -> list[list[Hit]]:
+        """Query texts -> lists of Hit by BM25 over the index's texts (highest first; a title sharing no
+        token with the query is not listed). The index must be built with lexical=True."""
+        if not isinstance(top_k, int) or top_k < 1:
+            raise DataError(f"top_k must be a positive integer, got {top_k!r}")
+        if not self.has_lexical():
+            raise IndexError_(
+                f"index '{self.name}' in Milvus at {self.uri} has no BM25 field for lexical search: rebuild it "
+                "with python recall/build_index.py ... --lexical, or set search.lexical_weight: 0"
+            )
+        if not self._loaded:
+            self.load()
+            self._loaded = True
+        res = self.client.search(
+            self.name, data=list(queries), anns_field=LEXICAL_FIELD, limit=top_k, output_fields=["text"]
+        )
+        # BM25 scores are >= 0; Milvus Lite reports them negated (its distances sort ascending)
+        return [[Hit(int(h["id"]), h["entity"]["text"], abs(float(h["distance"]))) for h in row] for row in res]
 
     def close(self) -> None:
         try:

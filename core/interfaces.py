@@ -40,3 +40,6 @@ class Index(Protocol):
     """An ANN index over texts: query embeddings [n, dim] -> n lists of hits (id, text, similarity)."""
 
     def search(self, embeddings: np.ndarray, top_k: int = 10) -> list[list[tuple[int, str, float]]]: ...
+
+    # hybrid recall (SearchPipeline lexical_weight > 0) also needs, e.g. core.index.MilvusIndex.search_text:
+    # def search_text(self, queries: Sequence[str], top_k: int = 10) -> list[list[Hit]]

@@ -15,6 +15,12 @@ KUAKE-QTR dev and unseen queries, benchmarks/results/recall_e2e_ensemble.md); "r
 ranker's score alone (PaddleNLP's run_system.py). On KUAKE-QTR the binary cross-encoder alone lowers
 NDCG@10 of the recalled list while either fusion raises it (benchmarks/results/recall_quality.md).
 Without a ranker, or with rerank=False, the recall order is returned (rank_score is then None).
+
+Hybrid recall (lexical_weight > 0, an index built with --lexical): the query's dense top
+max(recall_num, HYBRID_DEPTH) and its BM25 top as many (Milvus's BM25 over jieba tokens) are merged by
+`hybrid`, cosine + lexical_weight * BM25 / the list's best BM25, and the best recall_num go on; their
+recall_similarity is that fused score. On KUAKE-QTR it lifts the zero-shot encoder's MRR@10 on unseen
+queries without any training (benchmarks/results/recall_hybrid.md).
 """
 
 import threading
@@ -28,6 +34,7 @@ from .errors import DataError
 from .interfaces import Embedder, Index, Scorer
 
 RERANK_MODES = ("fused", "score_fused", "ranker")
+HYBRID_DEPTH = 100  # dense and lexical candidates merged by hybrid recall
 DEFAULT_RERANK = "score_fused"
 MAX_RECALL_NUM = 1000
 
@@ -85,6 +92,29 @@ def rerank_order(
     return np.argsort(-np.asarray(scores, dtype=np.float64).reshape(-1), kind="mergesort"), None
 
 
+def hybrid(dense: Sequence, lexical: Sequence, lexical_weight: float, top_k: int) -> list:
+    """One query's dense hits and BM25 hits (core.index.Hit lists, best first) -> the best `top_k` by
+    cosine + lexical_weight * BM25 / max BM25 of the list, as Hits whose similarity is that score. A
+    title only the lexical side found takes the lowest cosine of the dense list; one only the dense side
+    found has BM25 0. Ties keep the dense order, then the lexical order."""
+    check_lexical_weight(lexical_weight)
+    floor = min((h.similarity for h in dense), default=0.0)
+    best = max((h.similarity for h in lexical), default=0.0)
+    bm25 = {h.id: h.similarity / best for h in lexical} if best > 0 else {}
+    merged = {h.id: h for h in dense}
+    for h in lexical:
+        merged.setdefault(h.id, h._replace(similarity=floor))
+    scored = [h._replace(similarity=h.similarity + lexical_weight * bm25.get(h.id, 0.0)) for h in merged.values()]
+    order = np.argsort(-np.array([h.similarity for h in scored], dtype=np.float64), kind="mergesort")
+    return [scored[i] for i in order[:top_k]]
+
+
+def check_lexical_weight(weight: object) -> float:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+        raise DataError(f"lexical_weight must be a number from 0 to 1, got {weight!r}")
+    return float(weight)
+
+
 def check_recall_weight(weight: object) -> float:
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
         raise DataError(f"recall_weight must be a number from 0 to 1, got {weight!r}")
@@ -108,6 +138,7 @@ class SearchPipeline:
         rerank: str = DEFAULT_RERANK,
         rrf_k: int = 10,
         recall_weight: float = 1.0,
+        lexical_weight: float = 0.0,
     ):
         self.encoder = encoder
         self.index = index
@@ -117,6 +148,7 @@ class SearchPipeline:
         self.rerank = check_rerank_mode(rerank)
         self.rrf_k = rrf_k
         self.recall_weight = check_recall_weight(recall_weight)
+        self.lexical_weight = check_lexical_weight(lexical_weight)
         self._local = threading.local()  # the server searches from several threads
 
     @property
@@ -126,7 +158,11 @@ class SearchPipeline:
 
     def recall(self, queries: Sequence[str], top_k: int) -> list:
         emb = self.encoder.embed(queries, "query")
-        return self.index.search(emb, top_k)
+        if not self.lexical_weight:
+            return self.index.search(emb, top_k)
+        depth = max(top_k, HYBRID_DEPTH)
+        dense, lexical = self.index.search(emb, depth), self.index.search_text(queries, depth)
+        return [hybrid(d, t, self.lexical_weight, top_k) for d, t in zip(dense, lexical)]
 
     def search(
         self,

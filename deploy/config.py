@@ -44,6 +44,9 @@ A Paddle Serving config_nlp.yml itself is accepted too: every `op` whose
                              # cross-encoders and the pairwise model: benchmarks/results/recall_e2e_ensemble.md;
                              # chosen on training queries: score_fused 0.75 for the 3,000-step ranker, 0.5 for
                              # the pairwise model; fused 0.5 for the 4,000-step ranker, recall_e2e_fusion.md)
+      lexical_weight: 0.0    # > 0: hybrid recall, cosine + w * BM25 / best BM25 of the query's dense and BM25
+                             # top 100 (the index must be built with build_index.py --lexical); 0..1
+                             # (0.01, chosen on training queries, for the zero-shot encoder: recall_hybrid.md)
       milvus_uri: ../work_dirs/milvus.db   # Milvus Lite path (relative to this file) or http://host:19530
       collection: kuake_titles
       recall_num: 50         # titles recalled per query before re-ranking
@@ -199,14 +202,15 @@ def _search(raw, models, base_dir, where):
         "rerank": _rerank_mode(raw, w),
         "rrf_k": _int(raw, "rrf_k", 10, w, 0),
         "recall_weight": _weight(raw, "recall_weight", w),
+        "lexical_weight": _weight(raw, "lexical_weight", w, 0.0),
     }
 
 
-def _weight(raw, key, where):
+def _weight(raw, key, where, default=1.0):
     from core.errors import DataError
     from core.search import check_recall_weight
 
-    v = raw.get(key, 1.0)
+    v = raw.get(key, default)
     try:
         return check_recall_weight(v)
     except DataError:

@@ -82,6 +82,12 @@ class Server:
         index = MilvusIndex(uri, sc["collection"], token=sc.get("milvus_token"))
         if not index.exists():
             log.warning("search: no index '%s' yet at %s; /search answers 503 until it is built", sc["collection"], uri)
+        elif sc["lexical_weight"] and not index.has_lexical():
+            raise ConfigError(
+                f"search: lexical_weight {sc['lexical_weight']} needs an index with BM25, but '{sc['collection']}' "
+                f"at {uri} has none: rebuild it with python recall/build_index.py ... --lexical, "
+                "or set lexical_weight: 0"
+            )
         ranker = self.services[sc["ranker"]] if sc["ranker"] else None
         return SearchService(sc, self.services[sc["encoder"]], ranker, index, self.limits)
 

@@ -6,6 +6,8 @@
 the code is the same. A rebuild writes a new collection and switches the name to it only when it
 is complete: searches keep using the old one meanwhile, and a failed rebuild leaves it as it was.
 --output_emb_file also saves the corpus embeddings as .npy (PaddleNLP's feature_extract.py).
+--lexical also indexes each text's BM25 (Milvus's BM25 function over jieba tokens), for hybrid
+recall: search.lexical_weight in the server config, --lexical_weight of recall/search.py.
 """
 
 import argparse
@@ -58,6 +60,7 @@ def build(
     hnsw_ef=200,
     embeddings_out=None,
     desc="embedding",
+    lexical=False,
 ):
     """Embed and index texts with a progress bar (docs/s). Returns (info, stats)."""
     import numpy as np
@@ -87,6 +90,7 @@ def build(
         ef_construction=hnsw_ef,
         meta={"encoder": os.path.basename(os.path.normpath(engine.model_dir))},
         progress=lambda done, total: bar.update(done - bar.n),
+        lexical=lexical,
     )
     bar.close()
     total = time.perf_counter() - t0
@@ -115,6 +119,7 @@ def main(argv=None):
     p.add_argument("--hnsw_m", type=int, default=16)
     p.add_argument("--hnsw_ef", type=int, default=200, help="HNSW efConstruction")
     p.add_argument("--output_emb_file", default=None, help="also save the embeddings as .npy")
+    p.add_argument("--lexical", action="store_true", help="also index BM25 of the texts, for hybrid recall")
     args = p.parse_args(argv)
     texts = read_corpus(args.corpus_file, TEXT_MAX_BYTES)  # every row is checked before anything is touched
     engine = encoder_engine(args)
@@ -136,10 +141,12 @@ def main(argv=None):
         hnsw_m=args.hnsw_m,
         hnsw_ef=args.hnsw_ef,
         embeddings_out=args.output_emb_file,
+        lexical=args.lexical,
     )
     print(
-        f"index '{args.collection}' -> {info['collection']}: {info['rows']} rows, dim {info['dim']}; "
-        f"{stats['seconds']}s ({stats['docs_per_s']} docs/s embedding, {stats['index_seconds']}s inserting)",
+        f"index '{args.collection}' -> {info['collection']}: {info['rows']} rows, dim {info['dim']}"
+        + (", with BM25; " if args.lexical else "; ")
+        + f"{stats['seconds']}s ({stats['docs_per_s']} docs/s embedding, {stats['index_seconds']}s inserting)",
         flush=True,
     )
     index.close()

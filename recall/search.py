@@ -51,6 +51,12 @@ def main(argv=None):
         default=1.0,
         help="the fusion's weight of the recall side: w/(k + rank), or w * minmax(similarity) for score_fused",
     )
+    p.add_argument(
+        "--lexical_weight",
+        type=float,
+        default=0.0,
+        help="> 0: hybrid recall, cosine + w * BM25 / best BM25 (an index built with build_index.py --lexical)",
+    )
     p.add_argument("--json", action="store_true")
     add_index_args(p)
     add_engine_args(p)
@@ -76,6 +82,7 @@ def main(argv=None):
         rerank=args.rerank,
         rrf_k=args.rrf_k,
         recall_weight=args.recall_weight,
+        lexical_weight=args.lexical_weight,
     )
     out = []
     for q in queries:

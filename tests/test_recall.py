@@ -820,3 +820,65 @@ def test_recall_benchmark_refuses_a_missing_ranker_before_any_work(tmp_path):
         assert p.returncode == 2, p.stderr[-2000:]
         assert f"error: {named}" in p.stderr, p.stderr[-2000:]
         assert not out.exists() and not work.exists()
+
+
+def test_hybrid_recall_merges_milvus_bm25_with_the_dense_hits(milvus_uri):
+    from core.errors import DataError
+    from core.index import IndexError_, MilvusIndex
+    from core.search import SearchPipeline, hybrid
+
+    texts = [
+        "感冒了吃什么药好得快",
+        "头疼怎么办",
+        "宝宝发烧怎么办",
+        "高血压不能吃什么",
+        "糖尿病的早期症状",
+        "咳嗽老不好怎么办",
+    ]
+    rng = np.random.RandomState(3)
+    vec = rng.randn(len(texts) + 1, 8).astype("float32")
+    vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+    by_text = dict(zip(texts, vec))
+    query_vec = vec[-1]
+
+    class Fixed:  # an encoder with known vectors: the query's nearest title is not the one sharing its words
+        def embed(self, queries, input_type="query"):
+            return np.stack([query_vec for _ in queries])
+
+    lexical = MilvusIndex(milvus_uri, "hybrid")
+    lexical.build(texts, lambda chunk: np.stack([by_text[t] for t in chunk]), 8, index_type="FLAT", lexical=True)
+    assert lexical.has_lexical() and lexical.info()["rows"] == len(texts)
+    bm25 = lexical.search_text(["糖尿病有什么症状"], 3)[0]
+    assert bm25[0].text == "糖尿病的早期症状" and bm25[0].similarity > 0
+    assert all(a.similarity >= b.similarity for a, b in zip(bm25, bm25[1:]))
+
+    cos = {t: float(v @ query_vec) for t, v in by_text.items()}
+    dense_order = sorted(texts, key=lambda t: -cos[t])
+    assert dense_order[0] != "糖尿病的早期症状"
+    dense_only = SearchPipeline(Fixed(), lexical, None, recall_num=6).search("糖尿病有什么症状", 6)
+    assert [r["text"] for r in dense_only] == dense_order
+    hits = SearchPipeline(Fixed(), lexical, None, recall_num=6, lexical_weight=1.0).search("糖尿病有什么症状", 6)
+    assert hits[0]["text"] == "糖尿病的早期症状"  # BM25 / best BM25 = 1 outweighs any cosine gap of unit vectors
+    best = max(h.similarity for h in bm25)
+    by_bm25 = {h.text: h.similarity / best for h in lexical.search_text(["糖尿病有什么症状"], 100)[0]}
+    for r in hits:  # every title is in the dense top 100 here: its score is cosine + w * normalised BM25
+        assert abs(r["recall_similarity"] - (cos[r["text"]] + by_bm25.get(r["text"], 0.0))) < 1e-4
+    assert [r["recall_similarity"] for r in hits] == sorted((r["recall_similarity"] for r in hits), reverse=True)
+
+    # a title only the lexical side found starts from the lowest cosine of the dense list; ties keep the dense order
+    Hit = type(bm25[0])
+    dense = [Hit(1, "a", 0.9), Hit(2, "b", 0.5)]
+    merged = hybrid(dense, [Hit(3, "c", 4.0), Hit(2, "b", 2.0)], 0.2, 3)
+    assert [(h.text, round(h.similarity, 6)) for h in merged] == [("a", 0.9), ("c", 0.7), ("b", 0.6)]
+    assert [h.text for h in hybrid(dense, [], 0.5, 3)] == ["a", "b"]
+    for bad in (-0.1, 1.5, "0.2", True):
+        with pytest.raises(DataError, match="lexical_weight must be a number from 0 to 1"):
+            SearchPipeline(Fixed(), lexical, None, lexical_weight=bad)
+
+    plain = MilvusIndex(milvus_uri, "plain", client=lexical.client)
+    plain.build(texts, lambda chunk: np.stack([by_text[t] for t in chunk]), 8, index_type="FLAT")
+    assert not plain.has_lexical()
+    with pytest.raises(IndexError_, match="no BM25 field for lexical search: rebuild it with .*--lexical"):
+        SearchPipeline(Fixed(), plain, None, lexical_weight=0.5).search("糖尿病有什么症状", 3)
+    assert SearchPipeline(Fixed(), plain, None).search("糖尿病有什么症状", 1)[0]["text"] == dense_order[0]
+    lexical.close()

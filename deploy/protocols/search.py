@@ -79,6 +79,7 @@ class SearchService:
             rerank=self.cfg["rerank"],
             rrf_k=self.cfg["rrf_k"],
             recall_weight=self.cfg["recall_weight"],
+            lexical_weight=self.cfg["lexical_weight"],
         )
         results = pipe.search(query, top_k, recall_num=recall_num, rerank=rerank, recall_weight=recall_weight)
         return results, pipe.last_timings
