@@ -44,7 +44,7 @@ import report
 from core.data import read_corpus
 from core.errors import DataError
 from core.metrics import dcg, mrr_at_k, paired_bootstrap_ci, reciprocal_ranks
-from core.search import DEFAULT_RERANK, check_recall_weight
+from core.search import DEFAULT_RERANK, check_lexical_weight, check_recall_weight
 from core.text import clean_field
 from recall.training import RECALL_KS, read_relevant, recall_report
 
@@ -52,7 +52,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 MINED_SYSTEMS = ("hard_neg_raw_e5", "hard_neg_e5", "distilled_e5", "distilled_graded_e5")
 DISTILLED = ("distilled_e5", "distilled_graded_e5")
-E5_SYSTEMS = ("zero_shot_e5", "in_batch_e5", "simcse_e5") + MINED_SYSTEMS
+HYBRID = "hybrid_e5"  # the zero-shot encoder + Milvus BM25 (core.search.hybrid), weight chosen on TUNE_SET
+E5_SYSTEMS = ("zero_shot_e5", "in_batch_e5", "simcse_e5") + MINED_SYSTEMS + (HYBRID,)
 TUNE_SET = "kuake_qtr_train_tune"  # training queries that choose the fusion weight; no recall figures
 DEFAULT_RERANKER_DIR = os.path.join(ROOT, "work_dirs", "ranking_quality", "cross_encoder_export")
 
@@ -131,7 +132,7 @@ def train_encoders(args, systems):
     out = {}
     w = args.work_dir
     common = common_args(args)
-    for system in [s for s in E5_SYSTEMS if s in systems and s not in MINED_SYSTEMS]:
+    for system in [s for s in E5_SYSTEMS if s in systems and s not in MINED_SYSTEMS and s != HYBRID]:
         export_dir = os.path.join(w, system + "_export")
         info_file = os.path.join(w, system + "_train.json")
         if system in args.reuse.split(",") and os.path.isdir(export_dir):
@@ -199,6 +200,8 @@ def train_encoders(args, systems):
         with open(info_file, "w") as f:
             json.dump(info, f)
         out[system] = (export_dir, info)
+    if HYBRID in systems:  # the zero-shot encoder's own export, searched with BM25 beside it
+        out[HYBRID] = (out["zero_shot_e5"][0], {"encoder": "zero_shot_e5", "lexical": "Milvus BM25, jieba"})
     return out
 
 
@@ -386,8 +389,10 @@ def train_mined(system, args, zero_shot_export, index_uri):
 def eval_e5(system, export_dir, ds, args, index_uri):
     from core.engine import EncoderEngine
     from core.index import MilvusIndex
+    from core.search import HYBRID_DEPTH, hybrid
     from recall.build_index import build
 
+    lexical = system == HYBRID
     engine = EncoderEngine(
         export_dir, backend="onnxruntime", max_seq_length=ds["max_seq_length"], cpu_threads=2, batch_size=32, replicas=2
     )
@@ -398,34 +403,55 @@ def eval_e5(system, export_dir, ds, args, index_uri):
         stats = {k: previous[k] for k in ("docs", "seconds", "embed_seconds", "docs_per_s", "index_seconds")}
         stats["index_reused_from_previous_run"] = True
     else:
-        info, stats = build(engine, ds["corpus"], index, desc=f"{ds['name']}/{system}")
+        info, stats = build(engine, ds["corpus"], index, desc=f"{ds['name']}/{system}", lexical=lexical)
+    depth = max(RECALL_KS + ((HYBRID_DEPTH,) if lexical else ()))
+
+    def candidates(queries, emb):  # dense hits (and BM25 hits) of each query, `depth` deep
+        dense, text = [], []
+        for i in range(0, len(emb), 64):
+            dense.extend(index.search(emb[i : i + 64], depth))
+            if lexical:
+                text.extend(index.search_text(queries[i : i + 64], depth))
+        return dense, text
+
+    def ranked(cands, weight):
+        dense, text = cands
+        rows = [hybrid(d, t, weight, max(RECALL_KS)) for d, t in zip(dense, text)] if lexical else dense
+        return [[h.text for h in row] for row in rows], [[h.similarity for h in row] for row in rows]
+
+    by_set = {}  # query set -> (queries, candidates)
     t0 = time.perf_counter()
     q_emb = engine.embed(ds["queries"], "query")
     q_embed_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    hits = []
-    for i in range(0, len(q_emb), 64):
-        hits.extend(index.search(q_emb[i : i + 64], max(RECALL_KS)))
+    by_set[ds["name"]] = (ds["queries"], candidates(ds["queries"], q_emb))
     search_s = time.perf_counter() - t0
-    lat = []  # one query at a time, end to end: encode + search
-    for q in ds["queries"][: args.latency_queries]:
-        t = time.perf_counter()
-        index.search(engine.embed([q], "query"), 10)
-        lat.append(time.perf_counter() - t)
-    retrieved = [[h.text for h in row] for row in hits]
-    similarity = {ds["name"]: [[h.similarity for h in row] for row in hits]}  # for the score fusion
-    more = {}
     for name, (queries, _) in ds.get("more_query_sets", {}).items():
         if queries is ds["queries"]:  # the same queries against other relevant sets
-            more[name] = retrieved
-            similarity[name] = similarity[ds["name"]]
-            continue
-        emb = engine.embed(queries, "query")
-        rows = []
-        for i in range(0, len(emb), 64):
-            rows.extend(index.search(emb[i : i + 64], max(RECALL_KS)))
-        more[name] = [[h.text for h in row] for row in rows]
-        similarity[name] = [[h.similarity for h in row] for row in rows]
+            by_set[name] = by_set[ds["name"]]
+        else:
+            by_set[name] = (queries, candidates(queries, engine.embed(queries, "query")))
+    weight, tune = 0.0, {}
+    if lexical:  # the lexical weight of the best MRR@10 on the training queries (a tie: the smaller weight)
+        tune_rel = ds.get("more_query_sets", {}).get(TUNE_SET, (None, None))[1]
+        if tune_rel is None:
+            raise SystemExit(f"{HYBRID} chooses its weight on training queries: give --tune_queries (kuake_qtr)")
+        tune = {w: mrr_at_k(ranked(by_set[TUNE_SET][1], w)[0], tune_rel, 10) for w in args.lexical_weights}
+        weight = max(tune, key=lambda w: (tune[w], -w))  # 0: the dense order
+        print(f"   {HYBRID}: MRR@10 on {TUNE_SET} by lexical weight {tune}; chosen {weight}", flush=True)
+    lat = []  # one query at a time, end to end: encode + search (+ BM25 search and merge)
+    for q in ds["queries"][: args.latency_queries]:
+        t = time.perf_counter()
+        if lexical:
+            ranked(candidates([q], engine.embed([q], "query")), weight)
+        else:
+            index.search(engine.embed([q], "query"), 10)
+        lat.append(time.perf_counter() - t)
+    retrieved, sims = ranked(by_set[ds["name"]][1], weight)
+    similarity = {ds["name"]: sims}  # for the score fusion
+    more = {}
+    for name in ds.get("more_query_sets", {}):
+        more[name], similarity[name] = ranked(by_set[name][1], weight)
     speed = dict(
         stats,
         query_embed_per_s=round(len(q_emb) / q_embed_s, 1),
@@ -433,6 +459,8 @@ def eval_e5(system, export_dir, ds, args, index_uri):
         single_query_ms_median=round(1000 * float(np.median(lat)), 2),
         single_query_qps=round(1 / float(np.median(lat)), 1),
     )
+    if lexical:
+        speed.update(lexical_weight=weight, tune_mrr10_by_lexical_weight={str(w): round(v, 4) for w, v in tune.items()})
     index.close()
     return retrieved, speed, more, similarity
 
@@ -759,6 +787,11 @@ def main():
         default=0,
         help="training queries (end to end only) on which each ranker's recall weight is chosen among --recall_weights",
     )
+    p.add_argument(
+        "--lexical_weights",
+        default="0,0.0025,0.005,0.01,0.02,0.03",
+        help=f"{HYBRID}: the weights of BM25 (search.lexical_weight) tried on the --tune_queries training queries",
+    )
     p.add_argument("--latency_queries", type=int, default=100)
     p.add_argument("--note", default="", help="a remark on the run written at the top of the results")
     p.add_argument("--work_dir", default=os.path.join(ROOT, "work_dirs", "recall_quality"))
@@ -778,6 +811,14 @@ def main():
         [check_recall_weight(w) for w in args.score_fusion_weights]
     except (ValueError, DataError) as e:
         p.error(f"--score_fusion_weights {args.score_fusion_weights}: {e}")
+    try:
+        args.lexical_weights = [float(w) for w in args.lexical_weights.split(",")]
+        [check_lexical_weight(w) for w in args.lexical_weights]
+    except (ValueError, DataError) as e:
+        p.error(f"--lexical_weights {args.lexical_weights}: {e}")
+    if HYBRID in args.systems.split(","):
+        if "zero_shot_e5" not in args.systems.split(",") or not args.tune_queries:
+            p.error(f"{HYBRID} needs zero_shot_e5 in --systems and --tune_queries (its weight is chosen there)")
     try:
         args.rrf_ks = [int(k) for k in args.rrf_ks.split(",")]
     except ValueError as e:
@@ -878,7 +919,7 @@ def main():
         zs = results.get(name, {}).get("zero_shot_e5")
         relevant = kuake_ds["relevant"] if name == "kuake_qtr" else kuake_ds["more_query_sets"][name][1]
         lists = retrieved_by if name == "kuake_qtr" else more_by
-        for system in MINED_SYSTEMS + ("in_batch_e5", *external):
+        for system in MINED_SYSTEMS + ("in_batch_e5", HYBRID, *external):
             m = results.get(name, {}).get(system)
             if zs and m:
                 gain = m["mrr@10"] - zs["mrr@10"]

@@ -46,7 +46,7 @@ A Paddle Serving config_nlp.yml itself is accepted too: every `op` whose
                              # the pairwise model; fused 0.5 for the 4,000-step ranker, recall_e2e_fusion.md)
       lexical_weight: 0.0    # > 0: hybrid recall, cosine + w * BM25 / best BM25 of the query's dense and BM25
                              # top 100 (the index must be built with build_index.py --lexical); 0..1
-                             # (0.01, chosen on training queries, for the zero-shot encoder: recall_hybrid.md)
+                             # (0.005 for the zero-shot encoder, chosen on training queries: recall_hybrid.md)
       milvus_uri: ../work_dirs/milvus.db   # Milvus Lite path (relative to this file) or http://host:19530
       collection: kuake_titles
       recall_num: 50         # titles recalled per query before re-ranking

@@ -350,12 +350,19 @@ def test_paddle_serving_config_nlp_yml_is_accepted(tmp_path):
         from_dict({"http_port": 1})
     models = [{"name": "r", "model_dir": "x"}, {"name": "e", "model_dir": "y", "kind": "encoder"}]
     search = from_dict({"models": models, "search": {"encoder": "e", "ranker": "r"}}, base_dir=str(tmp_path))["search"]
-    assert (search["rerank"], search["rrf_k"], search["recall_weight"]) == ("score_fused", 10, 1.0)
+    assert (search["rerank"], search["rrf_k"], search["recall_weight"], search["lexical_weight"]) == (
+        "score_fused",
+        10,
+        1.0,
+        0.0,
+    )
     with pytest.raises(ConfigError, match="search: 'rerank' must be one of fused, score_fused, ranker, got 'best'"):
         from_dict({"models": models, "search": {"encoder": "e", "ranker": "r", "rerank": "best"}})
     for bad in (1.5, -1, "half", True):
         with pytest.raises(ConfigError, match="search: 'recall_weight' must be a number from 0 to 1"):
             from_dict({"models": models, "search": {"encoder": "e", "ranker": "r", "recall_weight": bad}})
+        with pytest.raises(ConfigError, match="search: 'lexical_weight' must be a number from 0 to 1"):
+            from_dict({"models": models, "search": {"encoder": "e", "ranker": "r", "lexical_weight": bad}})
 
 
 def test_search_recalls_from_milvus_and_reranks(served):

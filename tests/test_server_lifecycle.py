@@ -176,3 +176,57 @@ def test_secure_defaults_and_limits_in_the_config():
             assert next(iter(bad)) in str(e)
         else:
             raise AssertionError(f"{bad} was accepted")
+
+
+def test_hybrid_search_serves_bm25_matches_and_refuses_an_index_without_bm25(served, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    corpus = tmp_path / "corpus.csv"
+    corpus.write_text("".join(t + "\n" for t in CORPUS), encoding="utf-8")
+    db = tmp_path / "hybrid.db"
+    for name, flags in (("hybrid", ["--lexical"]), ("plain", [])):
+        built = run(
+            ["recall/build_index.py", "--model_dir", str(served["dir"] / "encoder"), "--corpus_file", str(corpus)]
+            + ["--milvus_uri", str(db), "--collection", name, "--max_seq_length", "32", "--index_type", "FLAT", *flags]
+        )
+        assert (", with BM25;" in built.stdout) == bool(flags)
+    search = f"""search:
+  encoder: encoder
+  ranker: ernie_matching
+  milvus_uri: {db}
+  collection: {{}}
+  recall_num: 8
+  lexical_weight: 1.0
+"""
+    cfg = tmp_path / "plain.yml"
+    write_config(cfg, served, "host: 127.0.0.1", search=search.format("plain"))
+    e = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    p = subprocess.run(
+        [sys.executable, "-m", "deploy.server", "--config", str(cfg)], cwd=ROOT, env=e, capture_output=True, text=True
+    )
+    assert p.returncode != 0 and "lexical_weight 1.0 needs an index with BM25, but 'plain'" in p.stdout + p.stderr
+    assert "--lexical" in p.stdout + p.stderr
+    cfg = tmp_path / "hybrid.yml"
+    write_config(cfg, served, "host: 127.0.0.1", search=search.format("hybrid"))
+    proc, base = start_server(cfg, tmp_path / "server.log")
+    try:
+        # the tiny encoder is random; with lexical weight 1 the title sharing the query's words comes first
+        for query, want in (("糖尿病有什么症状", "糖尿病的早期症状"), ("高血压吃什么", "高血压不能吃什么")):
+            r = requests.post(base + "/search", json={"query": query, "top_k": 3, "rerank": False}, timeout=60)
+            assert r.status_code == 200, r.text
+            top = r.json()["results"][0]
+            assert top["text"] == want and top["recall_similarity"] > 1.0, top  # cosine + 1 * BM25 / best BM25
+        r = requests.post(base + "/search", json={"query": "糖尿病有什么症状", "top_k": 3}, timeout=60)
+        assert (
+            r.status_code == 200 and len(r.json()["results"]) == 3 and r.json()["results"][0]["rank_score"] is not None
+        )
+        r = requests.post(base + "/search", json={"query": "", "top_k": 3}, timeout=60)
+        assert r.status_code == 400 and "query" in r.json()["error"]
+        assert requests.get(base + "/health", timeout=10).status_code == 200
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=60) == 0
