@@ -9,6 +9,9 @@ the best-retrieved rest, denoised drops what the cross-encoder (--reranker_dir) 
 distilled adds margin-MSE towards the cross-encoder's scores (train_batch_neg.py --teacher_scores_file);
 distilled_graded_e5 (not in the default --systems) distils instead from another ranker's scores of the same
 mined pairs (--teacher_dir, e.g. the graded + mined cross-encoder, which orders recalled titles better).
+hybrid_e5 (not in the default --systems; needs zero_shot_e5 and --tune_queries): the zero-shot encoder
+with Milvus BM25 beside it (an index built with lexical=True, core.search.hybrid), its lexical weight the
+best of --lexical_weights by MRR@10 on the --tune_queries training queries.
 KUAKE-QTR is reported on dev queries and on the query-disjoint holdout (kuake_qtr_unseen: train queries
 held out of every training file, none in dev), both against the same corpus and index.
 
