@@ -435,13 +435,13 @@ def eval_e5(system, export_dir, ds, args, index_uri):
         else:
             by_set[name] = (queries, candidates(queries, engine.embed(queries, "query")))
     weight, tune = 0.0, {}
-    if lexical:  # the lexical weight of the best MRR@10 on the training queries (a tie: the smaller weight)
-        tune_rel = ds.get("more_query_sets", {}).get(TUNE_SET, (None, None))[1]
-        if tune_rel is None:
-            raise SystemExit(f"{HYBRID} chooses its weight on training queries: give --tune_queries (kuake_qtr)")
+    tune_rel = ds.get("more_query_sets", {}).get(TUNE_SET, (None, None))[1]
+    if lexical and tune_rel is not None:  # the weight of the best MRR@10 on training queries (a tie: the smaller)
         tune = {w: mrr_at_k(ranked(by_set[TUNE_SET][1], w)[0], tune_rel, 10) for w in args.lexical_weights}
-        weight = max(tune, key=lambda w: (tune[w], -w))  # 0: the dense order
+        weight = args.chosen_lexical_weight = max(tune, key=lambda w: (tune[w], -w))  # 0: the dense order
         print(f"   {HYBRID}: MRR@10 on {TUNE_SET} by lexical weight {tune}; chosen {weight}", flush=True)
+    elif lexical:  # CSL has no training queries: the weight chosen on KUAKE-QTR's (kuake_qtr comes first)
+        weight = args.chosen_lexical_weight
     lat = []  # one query at a time, end to end: encode + search (+ BM25 search and merge)
     for q in ds["queries"][: args.latency_queries]:
         t = time.perf_counter()
@@ -822,6 +822,8 @@ def main():
     if HYBRID in args.systems.split(","):
         if "zero_shot_e5" not in args.systems.split(",") or not args.tune_queries:
             p.error(f"{HYBRID} needs zero_shot_e5 in --systems and --tune_queries (its weight is chosen there)")
+        if args.datasets.split(",")[0] != "kuake_qtr":
+            p.error(f"{HYBRID} chooses its weight on KUAKE-QTR training queries: put kuake_qtr first in --datasets")
     try:
         args.rrf_ks = [int(k) for k in args.rrf_ks.split(",")]
     except ValueError as e:

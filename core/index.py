@@ -254,6 +254,11 @@ class MilvusIndex:
     def load(self) -> None:
         self.client.load_collection(self._require())
 
+    def _ensure_loaded(self) -> None:
+        if not self._loaded:  # a reopened Lite database starts with its collections released
+            self.load()
+            self._loaded = True
+
     def search(self, embeddings: np.ndarray, top_k: int = 10, ef: int | None = None) -> list[list[Hit]]:
         """embeddings [n, dim] -> n lists of Hit sorted by similarity (highest first)."""
         emb = np.asarray(embeddings, dtype=np.float32)
@@ -270,9 +275,7 @@ class MilvusIndex:
                 "vectors: use the encoder that built it, or rebuild the index with this encoder"
             )
         params = {"metric_type": "IP", "params": {"ef": max(ef or 0, top_k, 64)}}
-        if not self._loaded:  # a reopened Lite database starts with its collections released
-            self.load()
-            self._loaded = True
+        self._ensure_loaded()
         res = self.client.search(
             self.name, data=emb.tolist(), limit=top_k, output_fields=["text"], search_params=params
         )
@@ -288,9 +291,7 @@ class MilvusIndex:
                 f"index '{self.name}' in Milvus at {self.uri} has no BM25 field for lexical search: rebuild it "
                 "with python recall/build_index.py ... --lexical, or set search.lexical_weight: 0"
             )
-        if not self._loaded:
-            self.load()
-            self._loaded = True
+        self._ensure_loaded()
         res = self.client.search(
             self.name, data=list(queries), anns_field=LEXICAL_FIELD, limit=top_k, output_fields=["text"]
         )

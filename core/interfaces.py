@@ -2,7 +2,8 @@
 
 Anything with these methods plugs in: the inference engines (core/engine.py) are `Scorer`,
 `Embedder` and `BatchEngine`; the server's model services (deploy/service.py) are bound to a
-request and seen by core/search.py as `Scorer` / `Embedder`; `core/index.MilvusIndex` is an `Index`.
+request and seen by core/search.py as `Scorer` / `Embedder`; `core/index.MilvusIndex` is an `Index`
+and a `LexicalIndex`.
 """
 
 from collections.abc import Sequence
@@ -41,5 +42,10 @@ class Index(Protocol):
 
     def search(self, embeddings: np.ndarray, top_k: int = 10) -> list[list[tuple[int, str, float]]]: ...
 
-    # hybrid recall (SearchPipeline lexical_weight > 0) also needs, e.g. core.index.MilvusIndex.search_text:
-    # def search_text(self, queries: Sequence[str], top_k: int = 10) -> list[list[Hit]]
+
+@runtime_checkable
+class LexicalIndex(Index, Protocol):
+    """An Index that also searches by the query's words (BM25): what hybrid recall needs
+    (core/search.py, lexical_weight > 0); hits are namedtuples (id, text, score)."""
+
+    def search_text(self, queries: Sequence[str], top_k: int = 10) -> list[list[tuple[int, str, float]]]: ...

@@ -110,16 +110,19 @@ def hybrid(dense: Sequence, lexical: Sequence, lexical_weight: float, top_k: int
     return [scored[i] for i in order[:top_k]]
 
 
-def check_lexical_weight(weight: object) -> float:
+def check_weight(weight: object, name: str) -> float:
+    """A fusion weight, a number from 0 to 1; DataError naming `name` otherwise."""
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
-        raise DataError(f"lexical_weight must be a number from 0 to 1, got {weight!r}")
+        raise DataError(f"{name} must be a number from 0 to 1, got {weight!r}")
     return float(weight)
+
+
+def check_lexical_weight(weight: object) -> float:
+    return check_weight(weight, "lexical_weight")
 
 
 def check_recall_weight(weight: object) -> float:
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
-        raise DataError(f"recall_weight must be a number from 0 to 1, got {weight!r}")
-    return float(weight)
+    return check_weight(weight, "recall_weight")
 
 
 def check_rerank_mode(mode: object) -> str:
@@ -162,6 +165,7 @@ class SearchPipeline:
         if not self.lexical_weight:
             return self.index.search(emb, top_k)
         depth = max(top_k, HYBRID_DEPTH)
+        # hybrid recall needs a core.interfaces.LexicalIndex (MilvusIndex.search_text refuses a plain index)
         dense, lexical = self.index.search(emb, depth), self.index.search_text(queries, depth)
         return [hybrid(d, t, self.lexical_weight, top_k) for d, t in zip(dense, lexical)]
 

@@ -208,11 +208,11 @@ def _search(raw, models, base_dir, where):
 
 def _weight(raw, key, where, default=1.0):
     from core.errors import DataError
-    from core.search import check_recall_weight
+    from core.search import check_weight
 
     v = raw.get(key, default)
     try:
-        return check_recall_weight(v)
+        return check_weight(v, key)
     except DataError:
         raise ConfigError(f"{where}: '{key}' must be a number from 0 to 1, got {v!r}") from None
 
