@@ -111,10 +111,36 @@ def start_server(config, log_path, env=None):
     raise AssertionError(open(log_path).read())
 
 
+_PORTS_GIVEN = set()
+
+
+def _ephemeral_low():
+    try:
+        return int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nobody listens on, never the same one twice in a session (a server given the same port for HTTP and
+    gRPC fails to bind the second), and below the kernel's ephemeral range, so no outgoing connection can take it
+    between this choice and the server's bind."""
+    import random
+
+    low = min(_ephemeral_low(), 32768)
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(1000):
+        port = rng.randrange(max(1024, low - 12000), low)
+        if port in _PORTS_GIVEN:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _PORTS_GIVEN.add(port)
+        return port
+    raise RuntimeError("no free port found below the ephemeral range")
 
 
 @pytest.fixture(scope="session")
