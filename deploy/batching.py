@@ -85,6 +85,11 @@ class Batcher:
             self.queue.put((rows, fut))  # under the lock: a worker never sees it queued and still arriving
         return fut
 
+    @property
+    def queued_rows(self) -> int:
+        """Rows submitted and not yet taken by the worker."""
+        return self._pending
+
     def run(self, rows: Sequence[Encoded], deadline: float) -> np.ndarray:
         """Rows -> outputs, or DeadlineExceeded once time.monotonic() passes `deadline`."""
         return self.wait(self.submit(rows), deadline)

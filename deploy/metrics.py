@@ -1,6 +1,8 @@
 """Prometheus metrics of the server (GET /metrics)."""
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -19,6 +21,18 @@ class Metrics:
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
+        self.in_flight_requests = Gauge(
+            "search_requests_in_flight",
+            "requests received and not yet answered, by endpoint",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.queue_rows = Gauge(
+            "search_queue_rows",
+            "rows waiting in a model's batching queue (max_queue_rows refuses more)",
+            ["model"],
+            registry=self.registry,
+        )
         self.pair_count = Counter("search_pairs", "pairs scored", ["model"], registry=self.registry)
         self.batch_rows = Histogram(
             "search_batch_rows",
@@ -27,6 +41,14 @@ class Metrics:
             registry=self.registry,
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
         )
+
+    def in_flight(self, endpoint: str):
+        """A context manager around one request: search_requests_in_flight{endpoint} counts it while inside."""
+        return self.in_flight_requests.labels(endpoint).track_inprogress()
+
+    def watch_queue(self, model: str, rows: Callable[[], int]) -> None:
+        """search_queue_rows{model} reads rows() whenever /metrics is scraped."""
+        self.queue_rows.labels(model).set_function(rows)
 
     def pairs(self, model: str, n: int) -> None:
         self.pair_count.labels(model).inc(n)

@@ -85,6 +85,7 @@ class ModelService:
             max_queue_rows=queue_rows,
             on_batch=lambda rows, reqs: metrics.batch(self.name, rows),
         )
+        metrics.watch_queue(self.name, lambda: self.batcher.queued_rows)
 
     def _need(self, kind):
         if self.kind != kind:

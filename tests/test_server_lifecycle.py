@@ -3,12 +3,38 @@ the `served` fixture."""
 
 import json
 import signal
+import socket
 import threading
+import time
 
+import pytest
 import requests
 from conftest import CORPUS, free_port, run, start_server
 
 GOOD = json.dumps({"query": "感冒", "title": "感冒吃药"}, ensure_ascii=False)
+
+
+def in_flight(base, endpoint):
+    """search_requests_in_flight{endpoint} from the server's /metrics."""
+    for line in requests.get(base + "/metrics", timeout=10).text.splitlines():
+        if line.startswith(f'search_requests_in_flight{{endpoint="{endpoint}"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def content_length(reply):
+    for line in reply.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    raise AssertionError(f"no Content-Length in {reply[:500]!r}")
+
+
+def wait_for(condition, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 def write_config(path, served, extra="", search=None, batching="{max_batch_size: 32, max_wait_ms: 5}"):
@@ -63,12 +89,11 @@ def test_sigterm_under_load_answers_in_flight_requests_exits_0_and_restart_serve
     )
     search = f"search: {{encoder: encoder, ranker: ernie_matching, milvus_uri: {db}, collection: titles, top_k: 3}}"
     cfg = tmp_path / "config.yml"
-    # each batching round waits a second for company: requests are in flight when the signal comes
     http, rpc = write_config(cfg, served, "shutdown_grace_s: 20", search, "{max_batch_size: 64, max_wait_ms: 1000}")
     proc, base = start_server(cfg, tmp_path / "server.log")
     before = requests.post(base + "/search", json={"query": "感冒吃什么药"}, timeout=30).json()["results"]
     stub = pb_grpc.PipelineServiceStub(grpc.insecure_channel(f"127.0.0.1:{rpc}"))
-    results, started = {}, threading.Barrier(9)
+    results, started = {}, threading.Barrier(8)
 
     def http_call(i):
         started.wait()
@@ -82,20 +107,49 @@ def test_sigterm_under_load_answers_in_flight_requests_exits_0_and_restart_serve
             pb.Request(name="ernie_matching", key=["0"], value=[GOOD]), timeout=60
         ).err_no
 
+    text = requests.get(base + "/metrics", timeout=10).text
+    assert 'search_queue_rows{model="ernie_matching"} 0.0' in text and in_flight(base, "pipeline_http") == 0
+    # a request held inside the server: its body is half sent, so it is in flight until the rest comes
+    body = json.dumps({"key": ["0"], "value": [GOOD]}, ensure_ascii=False).encode()
+    slow = socket.create_connection(("127.0.0.1", http), timeout=60)
+    slow.sendall(
+        b"POST /ernie_matching/prediction HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body[:10]
+    )
+    wait_for(lambda: in_flight(base, "pipeline_http") == 1, "the half-sent request to be in flight")
+    # load on both doors while it is held: answered
     threads = [threading.Thread(target=f, args=(i,)) for i in range(4) for f in (http_call, rpc_call)]
     for t in threads:
         t.start()
-    started.wait()
-    import time
-
-    time.sleep(0.4)  # the requests are inside the server, waiting for their batch
-    proc.send_signal(signal.SIGTERM)
     for t in threads:
         t.join(60)
-    assert proc.wait(timeout=60) == 0
     assert results == {k: 0 for k in results} and len(results) == 8, results
-    log = open(tmp_path / "server.log").read()
-    assert "SIGTERM: draining" in log and "server stopped" in log and "Traceback" not in log, log[-3000:]
+    assert in_flight(base, "pipeline_http") == 1
+
+    proc.send_signal(signal.SIGTERM)
+    log_path = tmp_path / "server.log"
+    wait_for(lambda: "SIGTERM: draining" in open(log_path).read(), "the server to start draining")
+    # the doors are closed to new calls...
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.inference(pb.Request(name="ernie_matching", key=["0"], value=[GOOD]), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value
+    # ...and the request in flight is answered: the rest of its body arrives after the signal
+    slow.sendall(body[10:])
+    reply = b""
+    while b"\r\n\r\n" not in reply or len(reply.partition(b"\r\n\r\n")[2]) < content_length(reply):
+        chunk = slow.recv(65536)
+        assert chunk, f"the connection closed before the whole reply came: {reply[:500]!r}"
+        reply += chunk
+    slow.close()
+    head, _, payload = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), reply[:500]
+    answer = json.loads(payload)
+    want = served["engine"].score([("感冒", "感冒吃药")])[0]
+    assert answer["err_no"] == 0 and abs(json.loads(answer["value"][0])[0] - want) < 1e-5, answer
+    assert proc.wait(timeout=60) == 0
+    log = open(log_path).read()
+    assert "server stopped" in log and "Traceback" not in log, log[-3000:]
     proc, base = start_server(cfg, tmp_path / "server2.log")  # the database was closed cleanly: it reopens
     try:
         after = requests.post(base + "/search", json={"query": "感冒吃什么药"}, timeout=30).json()["results"]

@@ -188,29 +188,30 @@ class BrpcProtocol(asyncio.Protocol):
         ctx = Ctx(timeout)
         t0 = time.perf_counter()
         err, out = None, b""
-        try:
-            if not self.authenticated:  # brpc sends the credential with the first request of a connection
-                if meta.authentication_data != server.api_key.encode():
-                    raise Unauthorized("missing or wrong API key: set it as the brpc authentication data")
-                self.authenticated = True
-            if req.service_name != SERVICE:
-                raise _BrpcError(ENOSERVICE, f"no service '{req.service_name[:100]}' (this server has {SERVICE})")
-            if req.method_name != METHOD:
-                raise _BrpcError(ENOMETHOD, f"no method '{req.method_name[:100]}' in {SERVICE} (it has '{METHOD}')")
-            if meta.attachment_size:
-                if not 0 <= meta.attachment_size <= len(payload):
-                    raise DataError(f"attachment_size {meta.attachment_size} exceeds the payload")
-                payload = payload[: len(payload) - meta.attachment_size]
-            payload = decompress(payload, meta.compress_type, self.limit)
-            loop = asyncio.get_running_loop()
-            _, out, _, _ = await loop.run_in_executor(None, server.general.handle, payload, True, None, ctx)
-        except _BrpcError as e:
-            err = e
-        except PipelineError as e:
-            err = _BrpcError(ERROR_CODES.get(e.kind, EINTERNAL), str(e), e.kind)
-        except Exception:  # noqa: BLE001 - a bug: log it once with the request id, answer EINTERNAL, keep serving
-            log.exception("brpc request %s failed", ctx.id)
-            err = _BrpcError(EINTERNAL, str(InternalError(f"internal error (request id {ctx.id})")), "internal")
+        with server.metrics.in_flight("brpc"):
+            try:
+                if not self.authenticated:  # brpc sends the credential with the first request of a connection
+                    if meta.authentication_data != server.api_key.encode():
+                        raise Unauthorized("missing or wrong API key: set it as the brpc authentication data")
+                    self.authenticated = True
+                if req.service_name != SERVICE:
+                    raise _BrpcError(ENOSERVICE, f"no service '{req.service_name[:100]}' (this server has {SERVICE})")
+                if req.method_name != METHOD:
+                    raise _BrpcError(ENOMETHOD, f"no method '{req.method_name[:100]}' in {SERVICE} (it has '{METHOD}')")
+                if meta.attachment_size:
+                    if not 0 <= meta.attachment_size <= len(payload):
+                        raise DataError(f"attachment_size {meta.attachment_size} exceeds the payload")
+                    payload = payload[: len(payload) - meta.attachment_size]
+                payload = decompress(payload, meta.compress_type, self.limit)
+                loop = asyncio.get_running_loop()
+                _, out, _, _ = await loop.run_in_executor(None, server.general.handle, payload, True, None, ctx)
+            except _BrpcError as e:
+                err = e
+            except PipelineError as e:
+                err = _BrpcError(ERROR_CODES.get(e.kind, EINTERNAL), str(e), e.kind)
+            except Exception:  # noqa: BLE001 - a bug: log it once with the request id, answer EINTERNAL, keep serving
+                log.exception("brpc request %s failed", ctx.id)
+                err = _BrpcError(EINTERNAL, str(InternalError(f"internal error (request id {ctx.id})")), "internal")
         reply = RpcMeta(correlation_id=meta.correlation_id)
         reply.response.error_code = 0 if err is None else err.code
         if err is not None:

@@ -33,15 +33,16 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
         ctx = Ctx(timeout)
         t0 = time.perf_counter()
         err = None
-        try:
-            meta = dict(context.invocation_metadata() or ())
-            check_api_key(self.server.api_key, meta.get("authorization"))
-            reply = self.server.pipeline.rpc(request, ctx)
-        except PipelineError as e:
-            err = e
-        except Exception:  # noqa: BLE001 - a bug: log it once with the request id, answer err_no 8, keep serving
-            log.exception("pipeline rpc %s failed", ctx.id)
-            err = InternalError(f"internal error (request id {ctx.id})")
+        with self.server.metrics.in_flight("pipeline_rpc"):
+            try:
+                meta = dict(context.invocation_metadata() or ())
+                check_api_key(self.server.api_key, meta.get("authorization"))
+                reply = self.server.pipeline.rpc(request, ctx)
+            except PipelineError as e:
+                err = e
+            except Exception:  # noqa: BLE001 - a bug: log it once with the request id, answer err_no 8, keep serving
+                log.exception("pipeline rpc %s failed", ctx.id)
+                err = InternalError(f"internal error (request id {ctx.id})")
         if err is not None:
             reply = error_reply(err)
         self.server.metrics.observe(

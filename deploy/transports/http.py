@@ -95,15 +95,16 @@ def create_app(server: object) -> FastAPI:
         ctx = Ctx(cfg["request_timeout_s"], rid if _REQUEST_ID.match(rid) else None)
         t0 = time.perf_counter()
         err = None
-        try:
-            check_api_key(server.api_key, request.headers.get("authorization"))
-            body = await read_body(request)
-            resp = await run_in_threadpool(work, body, ctx)
-        except PipelineError as e:
-            err = e
-        except Exception:  # noqa: BLE001 - a bug: log it once with the request id, answer 500, keep serving
-            log.exception("request %s to %s failed", ctx.id, endpoint)
-            err = InternalError(f"internal error (request id {ctx.id})")
+        with server.metrics.in_flight(endpoint):
+            try:
+                check_api_key(server.api_key, request.headers.get("authorization"))
+                body = await read_body(request)
+                resp = await run_in_threadpool(work, body, ctx)
+            except PipelineError as e:
+                err = e
+            except Exception:  # noqa: BLE001 - a bug: log it once with the request id, answer 500, keep serving
+                log.exception("request %s to %s failed", ctx.id, endpoint)
+                err = InternalError(f"internal error (request id {ctx.id})")
         if err is not None:
             resp = on_error(err)
             if getattr(err, "retry_after", None):
