@@ -14,15 +14,17 @@ one in use and moves the alias only once every row is in, so searches keep answe
 collection during a rebuild, and a rebuild that fails leaves it untouched.
 """
 
+import contextlib
 import json
 import os
+import threading
 import time
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .errors import DataError, Unavailable
+from .errors import DataError, DeadlineExceeded, Unavailable
 
 Hit = namedtuple("Hit", "id text similarity")
 TEXT_MAX_BYTES = 65535
@@ -37,6 +39,13 @@ BUILD_HINT = (
 
 class IndexError_(Unavailable, LookupError):
     """The index is missing, busy or does not fit the query."""
+
+
+class _NotLoaded(IndexError_):
+    """The collection is released (Milvus error 101): load it before searching."""
+
+
+COLLECTION_NOT_LOADED = 101  # Milvus's merr.ErrCollectionNotLoaded
 
 
 def is_lite(uri: str) -> bool:
@@ -62,8 +71,15 @@ def connect(uri: str, token: str | None = None) -> object:
             raise IndexError_(f"Milvus Lite paths end in .db, got {uri!r} (a server is http://host:port)")
     try:
         # pymilvus pings idle connections every 10 s; Milvus Lite's gRPC server counts those as abuse
-        # and answers GOAWAY "too_many_pings" (logged, then reconnected). Ping only during calls.
-        return MilvusClient(uri=uri, token=token or "", grpc_options={"grpc.keepalive_permit_without_calls": False})
+        # and answers GOAWAY "too_many_pings" (logged, then reconnected). Ping only during calls. A Milvus
+        # that was down is tried again within a second, not after gRPC's backoff of up to two minutes.
+        options = {
+            "grpc.keepalive_permit_without_calls": False,
+            "grpc.initial_reconnect_backoff_ms": 200,
+            "grpc.min_reconnect_backoff_ms": 200,
+            "grpc.max_reconnect_backoff_ms": 1000,
+        }
+        return MilvusClient(uri=uri, token=token or "", grpc_options=options)
     except MilvusException as e:
         if is_lite(uri):
             raise IndexError_(
@@ -84,18 +100,63 @@ class MilvusIndex:
         self._dim = None
         self._lexical = None
         self._loaded = False
+        self._local = threading.local()  # the server searches from several threads, each with its own deadline
+
+    # ------------------------------------------------------------ calls
+    @contextlib.contextmanager
+    def bounded(self, timeout: float | None):
+        """Within it, every Milvus call of this thread gives up after `timeout` seconds (None: no bound)."""
+        before = getattr(self._local, "timeout", None)
+        self._local.timeout = timeout
+        try:
+            yield
+        finally:
+            self._local.timeout = before
+
+    def _call(self, method: str, *args, **kw):
+        """self.client.<method>(...) under this thread's bound; a Milvus that does not answer in time raises
+        DeadlineExceeded (504), one that fails or cannot be reached IndexError_ (503), each naming the server."""
+        import grpc
+        from pymilvus.exceptions import MilvusException
+
+        timeout = getattr(self._local, "timeout", None)
+        if timeout is not None and timeout <= 0:
+            raise DeadlineExceeded("the request did not finish within its deadline (before the Milvus call)")
+        try:
+            return getattr(self.client, method)(*args, timeout=timeout, **kw)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise DeadlineExceeded(
+                    f"Milvus at {self.uri} did not answer within {timeout:.1f} s (the request's deadline)"
+                ) from None
+            raise IndexError_(f"Milvus at {self.uri} failed ({e.code().name}): {str(e.details())[:200]}") from None
+        except MilvusException as e:
+            cls = _NotLoaded if getattr(e, "code", None) == COLLECTION_NOT_LOADED else IndexError_
+            raise cls(f"Milvus at {self.uri} failed: {str(getattr(e, 'message', e))[:200]}") from None
+
+    def _search_loaded(self, **kw):
+        """client.search on a loaded collection. A collection found released (Milvus restarted: a Lite
+        database reopens with its collections released) is loaded again and searched once more."""
+        self._ensure_loaded()
+        try:
+            return self._call("search", self.name, **kw)
+        except _NotLoaded:
+            self._loaded = False
+            self._ensure_loaded()
+            return self._call("search", self.name, **kw)
 
     # ------------------------------------------------------------ inspection
     def _target(self):
         """The collection the alias points to, or None."""
-        c = self.client
         try:
-            aliases = c.list_aliases().get("aliases", [])
+            aliases = self._call("list_aliases").get("aliases", [])
+        except DeadlineExceeded:
+            raise
         except Exception:  # noqa: BLE001 - servers without alias listing
             aliases = []
         if self.name in aliases:
-            return c.describe_alias(self.name)["collection_name"]
-        if c.has_collection(self.name):  # a plain collection (e.g. made by other tools)
+            return self._call("describe_alias", self.name)["collection_name"]
+        if self._call("has_collection", self.name):  # a plain collection (e.g. made by other tools)
             return self.name
         return None
 
@@ -113,19 +174,19 @@ class MilvusIndex:
     def info(self) -> dict:
         """{'collection', 'rows', 'dim', 'meta'} of the collection in use."""
         target = self._require()
-        desc = self.client.describe_collection(target)
+        desc = self._call("describe_collection", target)
         dim = next(int(f["params"]["dim"]) for f in desc["fields"] if f["name"] == "embedding")
         try:
             meta = json.loads(desc.get("description") or "{}")
         except ValueError:
             meta = {}
-        rows = int(self.client.get_collection_stats(target).get("row_count", 0))
+        rows = int(self._call("get_collection_stats", target).get("row_count", 0))
         return {"collection": target, "rows": rows, "dim": dim, "meta": meta}
 
     def has_lexical(self) -> bool:
         """Whether the collection in use holds the BM25 field that `search_text` needs."""
         if self._lexical is None:
-            desc = self.client.describe_collection(self._require())
+            desc = self._call("describe_collection", self._require())
             self._lexical = any(f["name"] == LEXICAL_FIELD for f in desc["fields"])
         return self._lexical
 
@@ -252,15 +313,22 @@ class MilvusIndex:
 
     # --------------------------------------------------------------- search
     def load(self) -> None:
-        self.client.load_collection(self._require())
+        self._call("load_collection", self._require())
 
     def _ensure_loaded(self) -> None:
         if not self._loaded:  # a reopened Lite database starts with its collections released
             self.load()
             self._loaded = True
 
-    def search(self, embeddings: np.ndarray, top_k: int = 10, ef: int | None = None) -> list[list[Hit]]:
-        """embeddings [n, dim] -> n lists of Hit sorted by similarity (highest first)."""
+    def search(
+        self, embeddings: np.ndarray, top_k: int = 10, ef: int | None = None, timeout: float | None = None
+    ) -> list[list[Hit]]:
+        """embeddings [n, dim] -> n lists of Hit sorted by similarity (highest first). timeout: seconds for
+        all the Milvus calls this takes (DeadlineExceeded past it; None: no bound)."""
+        with self.bounded(timeout):
+            return self._search(embeddings, top_k, ef)
+
+    def _search(self, embeddings, top_k, ef):
         emb = np.asarray(embeddings, dtype=np.float32)
         if emb.ndim == 1:
             emb = emb[None, :]
@@ -275,15 +343,16 @@ class MilvusIndex:
                 "vectors: use the encoder that built it, or rebuild the index with this encoder"
             )
         params = {"metric_type": "IP", "params": {"ef": max(ef or 0, top_k, 64)}}
-        self._ensure_loaded()
-        res = self.client.search(
-            self.name, data=emb.tolist(), limit=top_k, output_fields=["text"], search_params=params
-        )
+        res = self._search_loaded(data=emb.tolist(), limit=top_k, output_fields=["text"], search_params=params)
         return [[Hit(int(h["id"]), h["entity"]["text"], float(h["distance"])) for h in row] for row in res]
 
-    def search_text(self, queries: Sequence[str], top_k: int = 10) -> list[list[Hit]]:
+    def search_text(self, queries: Sequence[str], top_k: int = 10, timeout: float | None = None) -> list[list[Hit]]:
         """Query texts -> lists of Hit by BM25 over the index's texts (highest first; a title sharing no
-        token with the query is not listed). The index must be built with lexical=True."""
+        token with the query is not listed). The index must be built with lexical=True. timeout: as `search`."""
+        with self.bounded(timeout):
+            return self._search_text(queries, top_k)
+
+    def _search_text(self, queries, top_k):
         if not isinstance(top_k, int) or top_k < 1:
             raise DataError(f"top_k must be a positive integer, got {top_k!r}")
         if not self.has_lexical():
@@ -291,10 +360,7 @@ class MilvusIndex:
                 f"index '{self.name}' in Milvus at {self.uri} has no BM25 field for lexical search: rebuild it "
                 "with python recall/build_index.py ... --lexical, or set search.lexical_weight: 0"
             )
-        self._ensure_loaded()
-        res = self.client.search(
-            self.name, data=list(queries), anns_field=LEXICAL_FIELD, limit=top_k, output_fields=["text"]
-        )
+        res = self._search_loaded(data=list(queries), anns_field=LEXICAL_FIELD, limit=top_k, output_fields=["text"])
         # BM25 scores are >= 0; Milvus Lite reports them negated (its distances sort ascending)
         return [[Hit(int(h["id"]), h["entity"]["text"], abs(float(h["distance"]))) for h in row] for row in res]
 

@@ -38,9 +38,12 @@ class BatchEngine(Protocol):
 
 @runtime_checkable
 class Index(Protocol):
-    """An ANN index over texts: query embeddings [n, dim] -> n lists of hits (id, text, similarity)."""
+    """An ANN index over texts: query embeddings [n, dim] -> n lists of hits (id, text, similarity); timeout
+    (seconds) bounds the call (core.errors.DeadlineExceeded past it)."""
 
-    def search(self, embeddings: np.ndarray, top_k: int = 10) -> list[list[tuple[int, str, float]]]: ...
+    def search(
+        self, embeddings: np.ndarray, top_k: int = 10, timeout: float | None = None
+    ) -> list[list[tuple[int, str, float]]]: ...
 
 
 @runtime_checkable
@@ -48,4 +51,6 @@ class LexicalIndex(Index, Protocol):
     """An Index that also searches by the query's words (BM25): what hybrid recall needs
     (core/search.py, lexical_weight > 0); hits are namedtuples (id, text, score)."""
 
-    def search_text(self, queries: Sequence[str], top_k: int = 10) -> list[list[tuple[int, str, float]]]: ...
+    def search_text(
+        self, queries: Sequence[str], top_k: int = 10, timeout: float | None = None
+    ) -> list[list[tuple[int, str, float]]]: ...

@@ -160,13 +160,19 @@ class SearchPipeline:
         """Stage timings (ms) of this thread's last search."""
         return getattr(self._local, "timings", {})
 
-    def recall(self, queries: Sequence[str], top_k: int) -> list:
+    def recall(self, queries: Sequence[str], top_k: int, deadline: float | None = None) -> list:
+        """deadline: time.monotonic() by which the index must have answered (None: no bound)."""
         emb = self.encoder.embed(queries, "query")
+
+        def left():
+            return None if deadline is None else deadline - time.monotonic()
+
         if not self.lexical_weight:
-            return self.index.search(emb, top_k)
+            return self.index.search(emb, top_k, timeout=left())
         depth = max(top_k, HYBRID_DEPTH)
         # hybrid recall needs a core.interfaces.LexicalIndex (MilvusIndex.search_text refuses a plain index)
-        dense, lexical = self.index.search(emb, depth), self.index.search_text(queries, depth)
+        dense = self.index.search(emb, depth, timeout=left())
+        lexical = self.index.search_text(queries, depth, timeout=left())
         return [hybrid(d, t, self.lexical_weight, top_k) for d, t in zip(dense, lexical)]
 
     def search(
@@ -176,11 +182,13 @@ class SearchPipeline:
         recall_num: int | None = None,
         rerank: bool | str = True,
         recall_weight: float | None = None,
+        deadline: float | None = None,
     ) -> list[dict]:
         """One query -> top_k results; the timings of each stage are in `self.last_timings`.
 
         rerank: True (this pipeline's mode), False (recall order), or a mode of RERANK_MODES;
-        recall_weight: the fusion's weight of the recall order (None: this pipeline's)."""
+        recall_weight: the fusion's weight of the recall order (None: this pipeline's); deadline: the
+        time.monotonic() by which the index must answer (core.errors.DeadlineExceeded past it)."""
         check_text(query, "query")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= self.max_top_k:
             raise DataError(f"top_k must be an integer from 1 to {self.max_top_k}, got {top_k!r}")
@@ -192,7 +200,7 @@ class SearchPipeline:
         mode = self.rerank if rerank is True else (None if rerank is False else check_rerank_mode(rerank))
         recall_num = max(recall_num or self.recall_num, top_k)
         t0 = time.perf_counter()
-        hits = self.recall([query], recall_num)[0]
+        hits = self.recall([query], recall_num, deadline)[0]
         t1 = time.perf_counter()
         scores = fused = None
         if mode and self.ranker is not None and hits:

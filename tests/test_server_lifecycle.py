@@ -61,32 +61,25 @@ models:
     return http, rpc
 
 
+def build_index(served, tmp_path):
+    """CORPUS indexed by the served encoder in a Milvus Lite database under tmp_path (collection 'titles')."""
+    corpus = tmp_path / "corpus.csv"
+    corpus.write_text("".join(t + "\n" for t in CORPUS), encoding="utf-8")
+    db = tmp_path / "milvus.db"
+    run(
+        ["recall/build_index.py", "--model_dir", str(served["dir"] / "encoder"), "--corpus_file", str(corpus)]
+        + ["--milvus_uri", str(db), "--collection", "titles", "--max_seq_length", "32", "--index_type", "FLAT"]
+    )
+    return db
+
+
 def test_sigterm_under_load_answers_in_flight_requests_exits_0_and_restart_serves_the_same_index(served, tmp_path):
     import grpc
 
     from deploy.proto import pipeline_service_pb2 as pb
     from deploy.proto import pipeline_service_pb2_grpc as pb_grpc
 
-    corpus = tmp_path / "corpus.csv"
-    corpus.write_text("".join(t + "\n" for t in CORPUS), encoding="utf-8")
-    db = tmp_path / "milvus.db"
-    run(
-        [
-            "recall/build_index.py",
-            "--model_dir",
-            str(served["dir"] / "encoder"),
-            "--corpus_file",
-            str(corpus),
-            "--milvus_uri",
-            str(db),
-            "--collection",
-            "titles",
-            "--max_seq_length",
-            "32",
-            "--index_type",
-            "FLAT",
-        ]
-    )
+    db = build_index(served, tmp_path)
     search = f"search: {{encoder: encoder, ranker: ernie_matching, milvus_uri: {db}, collection: titles, top_k: 3}}"
     cfg = tmp_path / "config.yml"
     http, rpc = write_config(cfg, served, "shutdown_grace_s: 20", search, "{max_batch_size: 64, max_wait_ms: 1000}")
@@ -275,3 +268,63 @@ def test_hybrid_search_serves_bm25_matches_and_refuses_an_index_without_bm25(ser
     finally:
         proc.terminate()
         assert proc.wait(timeout=60) == 0
+
+
+def test_search_is_bounded_when_milvus_hangs_answers_503_when_it_is_down_and_recovers_when_it_is_back(served, tmp_path):
+    """Server B searches the Milvus that server A serves from its Lite database (search.milvus_port). A stopped
+    (SIGSTOP: Milvus hangs), killed (Milvus down) and restarted (its collection released) must each leave B
+    answering at once, within the request's deadline, and serving everything else."""
+    import grpc
+
+    from deploy.proto import pipeline_service_pb2 as pb
+    from deploy.proto import pipeline_service_pb2_grpc as pb_grpc
+
+    db, milvus_port = build_index(served, tmp_path), free_port()
+    search = "search: {{encoder: encoder, ranker: ernie_matching, milvus_uri: {}, collection: titles, top_k: 3{}}}"
+    cfg_a, cfg_b = tmp_path / "a.yml", tmp_path / "b.yml"
+    write_config(cfg_a, served, "host: 127.0.0.1", search.format(db, f", milvus_port: {milvus_port}"))
+    _, rpc_b = write_config(
+        cfg_b, served, "host: 127.0.0.1\nrequest_timeout_s: 3", search.format(f"http://127.0.0.1:{milvus_port}", "")
+    )
+    proc_a, base_a = start_server(cfg_a, tmp_path / "a.log")
+    proc_b = None
+    try:
+        proc_b, base_b = start_server(cfg_b, tmp_path / "b.log")
+        query = {"query": "感冒吃什么药", "top_k": 3}
+        want = requests.post(base_a + "/search", json=query, timeout=30).json()["results"]
+        assert requests.post(base_b + "/search", json=query, timeout=30).json()["results"] == want
+        stub = pb_grpc.PipelineServiceStub(grpc.insecure_channel(f"127.0.0.1:{rpc_b}"))
+        rerank = {"query": "感冒", "documents": ["感冒吃药", "头疼"]}
+
+        proc_a.send_signal(signal.SIGSTOP)  # Milvus hangs: B gives up at the request's deadline
+        try:
+            r = requests.post(base_b + "/search", json=query, timeout=30)
+            assert r.status_code == 504 and "did not answer within" in r.json()["error"], r.text
+            reply = stub.inference(pb.Request(name="search", key=["q"], value=["感冒吃什么药"]), timeout=30)
+            assert reply.err_no == 1 and f"127.0.0.1:{milvus_port} did not answer" in reply.err_msg, reply
+            assert requests.post(base_b + "/v1/rerank", json=rerank, timeout=10).status_code == 200
+        finally:
+            proc_a.send_signal(signal.SIGCONT)
+
+        proc_a.terminate()  # Milvus down: 503 naming it, at once
+        assert proc_a.wait(timeout=60) == 0
+        r = requests.post(base_b + "/search", json=query, timeout=30)
+        assert r.status_code == 503 and f"Milvus at http://127.0.0.1:{milvus_port} failed" in r.json()["error"], r.text
+        health = requests.get(base_b + "/health", timeout=30)
+        assert health.status_code == 200 and "failed" in health.json()["search"]["error"]
+        assert requests.post(base_b + "/v1/rerank", json=rerank, timeout=10).status_code == 200
+
+        proc_a, _ = start_server(cfg_a, tmp_path / "a2.log")  # back, with its collection released: B loads it
+        answers = []  # B's connection comes back within its reconnect backoff (a second); no restart of B
+        wait_for(
+            lambda: answers.append(requests.post(base_b + "/search", json=query, timeout=30)) or answers[-1].ok,
+            "B to search again",
+        )
+        assert answers[-1].json()["results"] == want and {r.status_code for r in answers[:-1]} <= {503}, answers[
+            -1
+        ].text
+    finally:
+        for proc in (proc_b, proc_a):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                assert proc.wait(timeout=60) == 0

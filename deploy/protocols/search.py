@@ -8,7 +8,8 @@
                   -> value[i]: JSON results
 
 The query is embedded by the encoder service, recalled from Milvus, re-ranked by the ranker
-service (core/search.py), each model call bounded by the request's deadline.
+service (core/search.py), each model call and each Milvus call bounded by the request's deadline
+(a Milvus that does not answer in time: 504; one that fails or is down: 503).
 """
 
 import json
@@ -81,7 +82,9 @@ class SearchService:
             recall_weight=self.cfg["recall_weight"],
             lexical_weight=self.cfg["lexical_weight"],
         )
-        results = pipe.search(query, top_k, recall_num=recall_num, rerank=rerank, recall_weight=recall_weight)
+        results = pipe.search(
+            query, top_k, recall_num=recall_num, rerank=rerank, recall_weight=recall_weight, deadline=ctx.deadline
+        )
         return results, pipe.last_timings
 
     def http(self, body: bytes, ctx: Ctx) -> dict:
