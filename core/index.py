@@ -105,13 +105,14 @@ class MilvusIndex:
     # ------------------------------------------------------------ calls
     @contextlib.contextmanager
     def bounded(self, timeout: float | None):
-        """Within it, every Milvus call of this thread gives up after `timeout` seconds (None: no bound)."""
-        before = getattr(self._local, "timeout", None)
-        self._local.timeout = timeout
+        """Within it, the Milvus calls of this thread all end within `timeout` seconds from now (None: no
+        bound): each call gets what is left."""
+        before = getattr(self._local, "deadline", None)
+        self._local.deadline = None if timeout is None else time.monotonic() + timeout
         try:
             yield
         finally:
-            self._local.timeout = before
+            self._local.deadline = before
 
     def _call(self, method: str, *args, **kw):
         """self.client.<method>(...) under this thread's bound; a Milvus that does not answer in time raises
@@ -119,9 +120,10 @@ class MilvusIndex:
         import grpc
         from pymilvus.exceptions import MilvusException
 
-        timeout = getattr(self._local, "timeout", None)
+        deadline = getattr(self._local, "deadline", None)
+        timeout = None if deadline is None else deadline - time.monotonic()
         if timeout is not None and timeout <= 0:
-            raise DeadlineExceeded("the request did not finish within its deadline (before the Milvus call)")
+            raise DeadlineExceeded(f"the request's deadline passed before Milvus at {self.uri} answered")
         try:
             return getattr(self.client, method)(*args, timeout=timeout, **kw)
         except grpc.RpcError as e:

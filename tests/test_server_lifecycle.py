@@ -303,6 +303,8 @@ def test_search_is_bounded_when_milvus_hangs_answers_503_when_it_is_down_and_rec
             reply = stub.inference(pb.Request(name="search", key=["q"], value=["感冒吃什么药"]), timeout=30)
             assert reply.err_no == 1 and f"127.0.0.1:{milvus_port} did not answer" in reply.err_msg, reply
             assert requests.post(base_b + "/v1/rerank", json=rerank, timeout=10).status_code == 200
+            health = requests.get(base_b + "/health", timeout=30)  # its Milvus calls are bounded too
+            assert health.status_code == 200 and "did not answer" in health.json()["search"]["error"], health.text
         finally:
             proc_a.send_signal(signal.SIGCONT)
 
