@@ -128,9 +128,8 @@ class MilvusIndex:
             return getattr(self.client, method)(*args, timeout=timeout, **kw)
         except grpc.RpcError as e:
             if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise DeadlineExceeded(
-                    f"Milvus at {self.uri} did not answer within {timeout:.1f} s (the request's deadline)"
-                ) from None
+                within = "in time" if timeout is None else f"within {timeout:.1f} s (the request's deadline)"
+                raise DeadlineExceeded(f"Milvus at {self.uri} did not answer {within}") from None
             raise IndexError_(f"Milvus at {self.uri} failed ({e.code().name}): {str(e.details())[:200]}") from None
         except MilvusException as e:
             cls = _NotLoaded if getattr(e, "code", None) == COLLECTION_NOT_LOADED else IndexError_
