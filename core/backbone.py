@@ -5,6 +5,7 @@ always works. PaddleNLP hub names (ernie-3.0-medium-zh, ernie-gram-zh, ...) down
 PaddleNLP's servers; when that fails, the error says how to pass a local directory instead.
 """
 
+import gc
 import logging
 import os
 
@@ -84,7 +85,21 @@ def load_backbone(name_or_path: str, cls: type | None = None, **kwargs: object) 
     _quiet_paddlenlp()
     cls = cls or AutoModel
     src = resolve(name_or_path)
-    return _from_hub(lambda n: cls.from_pretrained(n, **kwargs), src, "model")
+    return _from_hub(lambda n: _without_collector(cls.from_pretrained, n, **kwargs), src, "model")
+
+
+def _without_collector(load, *args, **kwargs):
+    """PaddleNLP turns every warning raised while it sets a model's weights into a load error, a ResourceWarning
+    of the garbage collector finalising a file someone else left open included. Collect first, and keep the
+    collector off while loading, so that such a warning cannot fall inside it."""
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return load(*args, **kwargs)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def init_backbone(name_or_path: str, cls: type | None = None, **kwargs: object) -> object:

@@ -86,17 +86,18 @@ def start_server(config, log_path, env=None):
     import requests
     import yaml
 
-    cfg = yaml.safe_load(open(config, encoding="utf-8"))
+    with open(config, encoding="utf-8") as f:
+        cfg = yaml.safe_load(f)
     e = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
     e.update(env or {})
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "deploy.server", "--config", str(config)],
-        cwd=ROOT,
-        env=e,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with open(log_path, "w") as log:  # the server writes to its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "deploy.server", "--config", str(config)],
+            cwd=ROOT,
+            env=e,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{cfg['http_port']}"
     for _ in range(240):
         try:
@@ -116,7 +117,8 @@ _PORTS_GIVEN = set()
 
 def _ephemeral_low():
     try:
-        return int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
     except (OSError, ValueError, IndexError):
         return 32768
 

@@ -288,29 +288,29 @@ def test_paddle_serving_style_start_answers_brpc_and_http_for_both_rankers_and_a
     for model, client, fetch, ids_, types_, want in cases:
         port = free_port()
         log_path = tmp_path / f"{model.name}.log"
-        log = open(log_path, "w")
-        env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-        proc = subprocess.Popen(
-            [
-                "bash",
-                "scripts/start_server.sh",
-                "--model",
-                str(model),
-                "--port",
-                str(port),
-                "--thread",
-                "5",
-                "--ir_optim",
-                "True",
-                "--workdir",
-                "workdir",
-                "--mem_optim_off",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with open(log_path, "w") as log:  # the server writes to its own copy of the descriptor
+            env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+            proc = subprocess.Popen(
+                [
+                    "bash",
+                    "scripts/start_server.sh",
+                    "--model",
+                    str(model),
+                    "--port",
+                    str(port),
+                    "--thread",
+                    "5",
+                    "--ir_optim",
+                    "True",
+                    "--workdir",
+                    "workdir",
+                    "--mem_optim_off",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         try:
             for _ in range(200):
                 try:

@@ -122,7 +122,7 @@ def test_sigterm_under_load_answers_in_flight_requests_exits_0_and_restart_serve
 
     proc.send_signal(signal.SIGTERM)
     log_path = tmp_path / "server.log"
-    wait_for(lambda: "SIGTERM: draining" in open(log_path).read(), "the server to start draining")
+    wait_for(lambda: "SIGTERM: draining" in log_path.read_text(), "the server to start draining")
     # the doors are closed to new calls...
     with pytest.raises(grpc.RpcError) as refused:
         stub.inference(pb.Request(name="ernie_matching", key=["0"], value=[GOOD]), timeout=10)
@@ -141,7 +141,7 @@ def test_sigterm_under_load_answers_in_flight_requests_exits_0_and_restart_serve
     want = served["engine"].score([("感冒", "感冒吃药")])[0]
     assert answer["err_no"] == 0 and abs(json.loads(answer["value"][0])[0] - want) < 1e-5, answer
     assert proc.wait(timeout=60) == 0
-    log = open(log_path).read()
+    log = log_path.read_text()
     assert "server stopped" in log and "Traceback" not in log, log[-3000:]
     proc, base = start_server(cfg, tmp_path / "server2.log")  # the database was closed cleanly: it reopens
     try:
