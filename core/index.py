@@ -106,9 +106,10 @@ class MilvusIndex:
     @contextlib.contextmanager
     def bounded(self, timeout: float | None):
         """Within it, the Milvus calls of this thread all end within `timeout` seconds from now (None: no
-        bound): each call gets what is left."""
+        bound of its own): each call gets what is left. A bound inside another never loosens it."""
         before = getattr(self._local, "deadline", None)
-        self._local.deadline = None if timeout is None else time.monotonic() + timeout
+        bounds = [d for d in (before, None if timeout is None else time.monotonic() + timeout) if d is not None]
+        self._local.deadline = min(bounds, default=None)
         try:
             yield
         finally:
@@ -172,17 +173,18 @@ class MilvusIndex:
             )
         return target
 
-    def info(self) -> dict:
-        """{'collection', 'rows', 'dim', 'meta'} of the collection in use."""
-        target = self._require()
-        desc = self._call("describe_collection", target)
-        dim = next(int(f["params"]["dim"]) for f in desc["fields"] if f["name"] == "embedding")
-        try:
-            meta = json.loads(desc.get("description") or "{}")
-        except ValueError:
-            meta = {}
-        rows = int(self._call("get_collection_stats", target).get("row_count", 0))
-        return {"collection": target, "rows": rows, "dim": dim, "meta": meta}
+    def info(self, timeout: float | None = None) -> dict:
+        """{'collection', 'rows', 'dim', 'meta'} of the collection in use. timeout: as `search`."""
+        with self.bounded(timeout):
+            target = self._require()
+            desc = self._call("describe_collection", target)
+            dim = next(int(f["params"]["dim"]) for f in desc["fields"] if f["name"] == "embedding")
+            try:
+                meta = json.loads(desc.get("description") or "{}")
+            except ValueError:
+                meta = {}
+            rows = int(self._call("get_collection_stats", target).get("row_count", 0))
+            return {"collection": target, "rows": rows, "dim": dim, "meta": meta}
 
     def has_lexical(self) -> bool:
         """Whether the collection in use holds the BM25 field that `search_text` needs."""
@@ -327,43 +329,37 @@ class MilvusIndex:
         """embeddings [n, dim] -> n lists of Hit sorted by similarity (highest first). timeout: seconds for
         all the Milvus calls this takes (DeadlineExceeded past it; None: no bound)."""
         with self.bounded(timeout):
-            return self._search(embeddings, top_k, ef)
-
-    def _search(self, embeddings, top_k, ef):
-        emb = np.asarray(embeddings, dtype=np.float32)
-        if emb.ndim == 1:
-            emb = emb[None, :]
-        if emb.ndim != 2:
-            raise DataError(f"query embeddings must be [n, dim], got shape {emb.shape}")
-        if not isinstance(top_k, int) or top_k < 1:
-            raise DataError(f"top_k must be a positive integer, got {top_k!r}")
-        dim = self.dim()
-        if emb.shape[1] != dim:
-            raise IndexError_(
-                f"query embeddings have dim {emb.shape[1]} but index '{self.name}' holds {dim}-dim "
-                "vectors: use the encoder that built it, or rebuild the index with this encoder"
-            )
-        params = {"metric_type": "IP", "params": {"ef": max(ef or 0, top_k, 64)}}
-        res = self._search_loaded(data=emb.tolist(), limit=top_k, output_fields=["text"], search_params=params)
-        return [[Hit(int(h["id"]), h["entity"]["text"], float(h["distance"])) for h in row] for row in res]
+            emb = np.asarray(embeddings, dtype=np.float32)
+            if emb.ndim == 1:
+                emb = emb[None, :]
+            if emb.ndim != 2:
+                raise DataError(f"query embeddings must be [n, dim], got shape {emb.shape}")
+            if not isinstance(top_k, int) or top_k < 1:
+                raise DataError(f"top_k must be a positive integer, got {top_k!r}")
+            dim = self.dim()
+            if emb.shape[1] != dim:
+                raise IndexError_(
+                    f"query embeddings have dim {emb.shape[1]} but index '{self.name}' holds {dim}-dim "
+                    "vectors: use the encoder that built it, or rebuild the index with this encoder"
+                )
+            params = {"metric_type": "IP", "params": {"ef": max(ef or 0, top_k, 64)}}
+            res = self._search_loaded(data=emb.tolist(), limit=top_k, output_fields=["text"], search_params=params)
+            return [[Hit(int(h["id"]), h["entity"]["text"], float(h["distance"])) for h in row] for row in res]
 
     def search_text(self, queries: Sequence[str], top_k: int = 10, timeout: float | None = None) -> list[list[Hit]]:
         """Query texts -> lists of Hit by BM25 over the index's texts (highest first; a title sharing no
         token with the query is not listed). The index must be built with lexical=True. timeout: as `search`."""
         with self.bounded(timeout):
-            return self._search_text(queries, top_k)
-
-    def _search_text(self, queries, top_k):
-        if not isinstance(top_k, int) or top_k < 1:
-            raise DataError(f"top_k must be a positive integer, got {top_k!r}")
-        if not self.has_lexical():
-            raise IndexError_(
-                f"index '{self.name}' in Milvus at {self.uri} has no BM25 field for lexical search: rebuild it "
-                "with python recall/build_index.py ... --lexical, or set search.lexical_weight: 0"
-            )
-        res = self._search_loaded(data=list(queries), anns_field=LEXICAL_FIELD, limit=top_k, output_fields=["text"])
-        # BM25 scores are >= 0; Milvus Lite reports them negated (its distances sort ascending)
-        return [[Hit(int(h["id"]), h["entity"]["text"], abs(float(h["distance"]))) for h in row] for row in res]
+            if not isinstance(top_k, int) or top_k < 1:
+                raise DataError(f"top_k must be a positive integer, got {top_k!r}")
+            if not self.has_lexical():
+                raise IndexError_(
+                    f"index '{self.name}' in Milvus at {self.uri} has no BM25 field for lexical search: rebuild it "
+                    "with python recall/build_index.py ... --lexical, or set search.lexical_weight: 0"
+                )
+            res = self._search_loaded(data=list(queries), anns_field=LEXICAL_FIELD, limit=top_k, output_fields=["text"])
+            # BM25 scores are >= 0; Milvus Lite reports them negated (its distances sort ascending)
+            return [[Hit(int(h["id"]), h["entity"]["text"], abs(float(h["distance"]))) for h in row] for row in res]
 
     def close(self) -> None:
         try:

@@ -882,3 +882,20 @@ def test_hybrid_recall_merges_milvus_bm25_with_the_dense_hits(milvus_uri):
         SearchPipeline(Fixed(), plain, None, lexical_weight=0.5).search("糖尿病有什么症状", 3)
     assert SearchPipeline(Fixed(), plain, None).search("糖尿病有什么症状", 1)[0]["text"] == dense_order[0]
     lexical.close()
+
+
+def test_a_milvus_bound_holds_for_every_call_under_it(milvus_uri):
+    from core.errors import DeadlineExceeded
+    from core.index import MilvusIndex
+
+    vec = np.eye(4, dtype="float32")
+    index = MilvusIndex(milvus_uri, "bounded")
+    index.build(["a", "b", "c", "d"], lambda chunk: vec[: len(chunk)], 4, index_type="FLAT")
+    fresh = MilvusIndex(milvus_uri, "bounded", client=index.client)  # its dim is not cached: search asks info()
+    assert [h.text for h in fresh.search(vec[:1], 1, timeout=30)[0]] == ["a"]
+    # an inner call with no bound (or a looser one) of its own keeps the enclosing deadline
+    for call in (lambda i: i.search(vec[:1], 1), lambda i: i.info(), lambda i: i.info(timeout=30)):
+        cold = MilvusIndex(milvus_uri, "bounded", client=index.client)
+        with cold.bounded(-1), pytest.raises(DeadlineExceeded, match="deadline passed before Milvus"):
+            call(cold)
+    index.close()
